@@ -1,0 +1,43 @@
+# The two commands of README.md's quick start: `make demo` and `make test`.
+# Each creates or updates .venv first, so a fresh clone needs nothing else.
+
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test lint typecheck services tox clean
+
+$(STAMP): setup.cfg pyproject.toml sampleproject/requirements.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]' -r sampleproject/requirements.txt
+	touch $@
+
+services:
+	bash scripts/ensure-services.sh
+
+demo: $(STAMP)
+	$(BIN)/python scripts/demo.py
+
+test: $(STAMP) services
+	rm -f .coverage .coverage.*
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	$(BIN)/coverage run -m pytest $(PYTEST_ARGS)
+	$(BIN)/coverage combine --quiet
+	$(BIN)/coverage report
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+tox: $(STAMP)
+	$(BIN)/tox
+
+clean:
+	rm -rf $(VENV) var .cd .tox .coverage .coverage.* htmlcov

@@ -1,0 +1,120 @@
+"""Settings shared by every environment of the sample project."""
+
+from pathlib import Path
+
+# The repository root: settings/, sampleproject/ and django_cd/ live here.
+BASE_DIR = Path(__file__).resolve().parent.parent
+PROJECT_DIR = BASE_DIR / "sampleproject"
+VAR_DIR = BASE_DIR / "var"
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django_cd",
+    "notes",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "notesboard.urls"
+WSGI_APPLICATION = "notesboard.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = VAR_DIR / "static"
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
+}
+MEDIA_ROOT = VAR_DIR / "media"
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# Where the deploy targets of this project live: see docs/settings.md.
+DJANGO_CD = {
+    "ENVIRONMENTS": {
+        "staging": {
+            "settings": "settings.staging",
+            "root": str(VAR_DIR / "deploy" / "staging"),
+            "manage": "sampleproject/manage.py",
+            "requirements": "sampleproject/requirements.txt",
+            "urls": ["http://127.0.0.1:8601/"],
+            "server": {"type": "gunicorn", "bind": "127.0.0.1:8601", "wsgi": "notesboard.wsgi"},
+            "required_pipelines": ["unit", "functional"],
+        },
+        "live": {
+            "settings": "settings.live",
+            "root": str(VAR_DIR / "deploy" / "live"),
+            "manage": "sampleproject/manage.py",
+            "requirements": "sampleproject/requirements.txt",
+            "urls": ["http://127.0.0.1:8602/"],
+            "server": {"type": "gunicorn", "bind": "127.0.0.1:8602", "wsgi": "notesboard.wsgi"},
+            "required_pipelines": ["unit", "functional"],
+            "promote_from": "staging",
+            "backup": "always",
+        },
+    },
+}
+
+
+def logging_config(level: str, log_file: Path | None = None) -> dict[str, object]:
+    """Console logging, plus a file when ``log_file`` is given (live)."""
+    handlers: dict[str, dict[str, object]] = {
+        "console": {"class": "logging.StreamHandler", "formatter": "plain"},
+    }
+    if log_file is not None:
+        log_file.parent.mkdir(parents=True, exist_ok=True)
+        handlers["file"] = {
+            "class": "logging.handlers.WatchedFileHandler",
+            "filename": str(log_file),
+            "formatter": "plain",
+        }
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {
+            "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        },
+        "handlers": handlers,
+        "root": {"handlers": list(handlers), "level": level},
+        "loggers": {"django": {"handlers": list(handlers), "level": level, "propagate": False}},
+    }

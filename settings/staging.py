@@ -1,0 +1,5 @@
+"""Staging: production-like, logs to the console."""
+
+from .deployed import *
+
+LOGGING = logging_config(config["DJANGO_LOG_LEVEL"])

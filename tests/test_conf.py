@@ -1,0 +1,265 @@
+from __future__ import annotations
+
+import pytest
+from django.core.checks import Error
+from django.core.exceptions import ImproperlyConfigured
+from django.core.management import call_command
+from django.core.management.base import SystemCheckError
+from django.test import override_settings
+
+from django_cd import conf
+from django_cd.checks import check_settings
+
+GOOD_ENV = {"settings": "settings.staging", "root": "/srv/app/staging"}
+
+
+def ids(config: object) -> list[str]:
+    with override_settings(DJANGO_CD=config):
+        return [message.id for message in check_settings()]
+
+
+def messages(config: object) -> list[Error]:
+    with override_settings(DJANGO_CD=config):
+        return check_settings()
+
+
+def test_valid_config_has_no_errors():
+    config = {
+        "ENVIRONMENTS": {
+            "staging": {**GOOD_ENV, "urls": ["https://staging.example.com/"]},
+            "live": {
+                "settings": "settings.live",
+                "root": "/srv/app/live",
+                "hosts": ["deploy@web1.example.com", "deploy@web2.example.com:2222"],
+                "server": {"type": "uwsgi", "fifo": "/srv/app/live/shared/uwsgi.fifo"},
+                "strategy": "rolling",
+                "backup": "always",
+                "promote_from": "staging",
+                "required_pipelines": ["unit", "functional"],
+            },
+        },
+        "KEEP_RELEASES": 3,
+    }
+    assert ids(config) == []
+
+
+def test_missing_setting_is_valid():
+    with override_settings():
+        from django.conf import settings
+
+        del settings.DJANGO_CD
+        assert check_settings() == []
+        assert conf.get_config()["KEEP_RELEASES"] == 5
+
+
+def test_not_a_dict():
+    [error] = messages(["staging"])
+    assert error.id == "django_cd.E001"
+    assert error.msg == "DJANGO_CD must be a dict, not list."
+
+
+def test_unknown_key():
+    [error] = messages({"ENVIRONMENT": {}})
+    assert error.id == "django_cd.E002"
+    assert error.msg == "DJANGO_CD has an unknown key 'ENVIRONMENT'."
+    assert "ENVIRONMENTS" in error.hint
+
+
+@pytest.mark.parametrize("keep", [1, "5", True, None])
+def test_keep_releases(keep):
+    assert ids({"KEEP_RELEASES": keep}) == ["django_cd.E003"]
+
+
+def test_pipelines_must_be_names():
+    assert ids({"PIPELINES": []}) == ["django_cd.E004"]
+    assert ids({"PIPELINES": "unit"}) == ["django_cd.E004"]
+
+
+def test_default_pipeline_must_be_declared():
+    [error] = messages({"PIPELINES": ["unit"], "DEFAULT_PIPELINE": "fast"})
+    assert error.id == "django_cd.E005"
+    assert (
+        error.msg == "DJANGO_CD['DEFAULT_PIPELINE'] 'fast' is not one of DJANGO_CD['PIPELINES']."
+    )
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        {"ENVIRONMENTS": []},
+        {"ENVIRONMENTS": {"staging": "settings.staging"}},
+        {"FIRST_PARTY_APPS": "notes"},
+        {"RESULTS_DIR": ""},
+        {"REPOSITORY": 3},
+    ],
+)
+def test_wrong_types(config):
+    assert ids(config) == ["django_cd.E006"]
+
+
+def test_environment_name():
+    [error] = messages({"ENVIRONMENTS": {"Staging Env": GOOD_ENV}})
+    assert error.id == "django_cd.E007"
+    assert error.msg == "Environment 'Staging Env': the name is not valid."
+
+
+def test_duplicate_hosts_and_shared_roots():
+    errors = messages(
+        {
+            "ENVIRONMENTS": {
+                "staging": {**GOOD_ENV, "hosts": ["web1", "web1"]},
+                "qa": {"settings": "settings.qa", "root": "/srv/qa"},
+                "live": {"settings": "settings.live", "root": "/srv/qa"},
+            }
+        }
+    )
+    assert [e.id for e in errors] == ["django_cd.E008", "django_cd.E008"]
+    assert errors[0].msg == "Environment 'staging' lists host(s) web1 more than once."
+    assert errors[1].msg == (
+        "Environment 'live' shares root '/srv/qa' on host 'local' with environment 'qa'."
+    )
+
+
+def test_unknown_environment_field():
+    [error] = messages({"ENVIRONMENTS": {"staging": {**GOOD_ENV, "host": "web1"}}})
+    assert error.id == "django_cd.E009"
+    assert error.msg == "Environment 'staging' has an unknown field 'host'."
+    assert "hosts" in error.hint
+
+
+def test_required_fields():
+    errors = messages({"ENVIRONMENTS": {"staging": {}}})
+    assert [e.msg for e in errors] == [
+        "Environment 'staging' is missing the required field 'settings'.",
+        "Environment 'staging' is missing the required field 'root'.",
+    ]
+    assert {e.id for e in errors} == {"django_cd.E010"}
+
+
+def test_relative_root():
+    [error] = messages({"ENVIRONMENTS": {"staging": {**GOOD_ENV, "root": "srv/app"}}})
+    assert error.id == "django_cd.E011"
+    assert error.msg == "Environment 'staging': root 'srv/app' is not an absolute path."
+
+
+def test_empty_hosts():
+    [error] = messages({"ENVIRONMENTS": {"staging": {**GOOD_ENV, "hosts": []}}})
+    assert error.id == "django_cd.E012"
+    assert error.msg == "Environment 'staging' has an empty hosts list."
+
+
+def test_bad_host_and_settings_types():
+    errors = messages(
+        {"ENVIRONMENTS": {"staging": {**GOOD_ENV, "settings": "settings/live.py", "hosts": [3]}}}
+    )
+    assert [e.id for e in errors] == ["django_cd.E006", "django_cd.E006"]
+
+
+def test_bad_url():
+    [error] = messages(
+        {"ENVIRONMENTS": {"staging": {**GOOD_ENV, "urls": ["staging.example.com"]}}}
+    )
+    assert error.id == "django_cd.E013"
+    assert error.msg == "Environment 'staging': 'staging.example.com' is not an http(s) URL."
+
+
+@pytest.mark.parametrize(
+    ("server", "msg"),
+    [
+        ({"type": "apache"}, "'server' must be a dict whose 'type' is one of"),
+        ({"type": "gunicorn", "fifo": "/x"}, "server type 'gunicorn' does not take 'fifo'."),
+        ({"type": "command"}, "server type 'command' needs a 'reload' command string."),
+    ],
+)
+def test_bad_server(server, msg):
+    [error] = messages({"ENVIRONMENTS": {"staging": {**GOOD_ENV, "server": server}}})
+    assert error.id == "django_cd.E014"
+    assert msg in error.msg
+
+
+def test_strategy_and_backup():
+    errors = messages(
+        {"ENVIRONMENTS": {"staging": {**GOOD_ENV, "strategy": "blue", "backup": "sometimes"}}}
+    )
+    assert [e.id for e in errors] == ["django_cd.E015", "django_cd.E016"]
+    assert errors[0].hint == "Use one of parallel, rolling, canary."
+
+
+def test_required_pipeline_must_be_declared():
+    [error] = messages({"ENVIRONMENTS": {"staging": {**GOOD_ENV, "required_pipelines": ["e2e"]}}})
+    assert error.id == "django_cd.E017"
+
+
+def test_promote_from_must_exist():
+    [error] = messages({"ENVIRONMENTS": {"live": {**GOOD_ENV, "promote_from": "qa"}}})
+    assert error.id == "django_cd.E018"
+    assert error.msg == "Environment 'live' promotes from 'qa', which is not an environment."
+
+
+def test_manage_check_fails_on_bad_config():
+    with (
+        override_settings(DJANGO_CD={"ENVIRONMENTS": {"staging": {"root": "x"}}}),
+        pytest.raises(SystemCheckError) as raised,
+    ):
+        call_command("check")
+    assert "django_cd.E010" in str(raised.value)
+    assert "django_cd.E011" in str(raised.value)
+
+
+def test_environment_objects():
+    config = {
+        "ENVIRONMENTS": {
+            "staging": {
+                **GOOD_ENV,
+                "server": {"type": "gunicorn", "bind": "127.0.0.1:8001"},
+                "urls": ["http://127.0.0.1:8001/"],
+            }
+        }
+    }
+    with override_settings(DJANGO_CD=config):
+        env = conf.get_environment("staging")
+    assert env.name == "staging"
+    assert env.hosts == ("local",)
+    assert env.is_local
+    assert env.server.type == "gunicorn"
+    assert env.server.get("bind") == "127.0.0.1:8001"
+    assert env.url == "http://127.0.0.1:8001/"
+    assert env.strategy == "parallel"
+
+
+def test_unknown_environment_names_known_ones():
+    with (
+        override_settings(DJANGO_CD={"ENVIRONMENTS": {"staging": GOOD_ENV}}),
+        pytest.raises(conf.UnknownEnvironment) as raised,
+    ):
+        conf.get_environment("prod")
+    assert str(raised.value) == (
+        "Unknown environment 'prod'. Known environments: staging. "
+        "Define it in DJANGO_CD['ENVIRONMENTS'] or pick a known one."
+    )
+
+
+def test_invalid_config_refuses_environments():
+    with (
+        override_settings(DJANGO_CD={"ENVIRONMENTS": {"staging": {"root": "/x"}}}),
+        pytest.raises(ImproperlyConfigured, match=r"django_cd\.E010"),
+    ):
+        conf.environments()
+
+
+def test_cache_follows_override_settings():
+    with override_settings(DJANGO_CD={"KEEP_RELEASES": 9}):
+        assert conf.get_config()["KEEP_RELEASES"] == 9
+    assert conf.get_config()["KEEP_RELEASES"] == 5
+
+
+def test_every_check_id_is_documented_once():
+    import re
+    from pathlib import Path
+
+    source = Path(conf.__file__).read_text()
+    used = set(re.findall(r"django_cd\.E\d{3}", source))
+    doc = (Path(__file__).parent.parent / "docs" / "checks.md").read_text()
+    headings = re.findall(r"^## (django_cd\.[EW]\d{3})", doc, re.MULTILINE)
+    assert len(headings) == len(set(headings)), "an id is documented twice"
+    assert used <= set(headings)
