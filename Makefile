@@ -36,8 +36,11 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
+# tox finds Python 3.12 and 3.13 where pyenv keeps them, when it keeps them.
+PYENV_BINS := $(subst $(eval) ,:,$(wildcard $(HOME)/.pyenv/versions/3.1[23].*/bin))
+
 tox: $(STAMP)
-	$(BIN)/tox
+	PATH="$(PYENV_BINS):$$PATH" $(BIN)/tox $(TOX_ARGS)
 
 clean:
 	rm -rf $(VENV) var .cd .tox .coverage .coverage.* htmlcov
