@@ -153,7 +153,8 @@ class NosePipelineRunner(NoseTestSuiteRunner):
             else self.selection.recorded_pipelines(selected)
         )
         by_pipeline, unattributed = counts_by_pipeline(unwrapped, pipelines)  # type: ignore[arg-type]
-        run_ok = result.wasSuccessful() and not result.shouldStop and bool(selected)
+        sound = not result.shouldStop
+        run_ok = sound and result.wasSuccessful() and bool(selected)
         for name in pipelines:
             counts = by_pipeline[name]
             path = results.write(
@@ -162,7 +163,7 @@ class NosePipelineRunner(NoseTestSuiteRunner):
                     dirty=revision.dirty,
                     complete=not self.labels,
                     pipeline=name,
-                    passed=run_ok and counts.clean and counts.executed > 0 and not unattributed,
+                    passed=sound and counts.clean and counts.executed > 0 and not unattributed,
                     counts=counts,
                     started_at=started_at.isoformat(timespec="seconds"),
                     duration=round(duration, 3),

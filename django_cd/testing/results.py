@@ -126,15 +126,14 @@ def results_dir(root: Path | None = None) -> Path:
 
 
 def current_revision() -> Revision:
-    """HEAD of the repository and whether tracked or new files differ from it.
+    """HEAD of the repository and whether tracked files differ from it.
 
-    The results directory itself is left out, or recording one run would make
-    the next one dirty.
+    Untracked files do not make a tree dirty: CI writes its JUnit report and
+    coverage data into the work tree, and those do not change what was tested.
     """
     root = repository_root()
     sha = _git(root, "rev-parse", "--verify", "HEAD^{commit}")
-    excluded = f":(exclude){conf.get_config()['RESULTS_DIR']}"
-    status = _git(root, "status", "--porcelain", "--", ".", excluded)
+    status = _git(root, "status", "--porcelain", "--untracked-files=no")
     return Revision(root=root, sha=sha, dirty=bool(status))
 
 

@@ -220,11 +220,11 @@ class PipelineRunner(DiscoverRunner):
             return
         pipelines = self._recorded_pipelines()
         by_pipeline, unattributed = counts_by_pipeline(self.result, pipelines)
+        # A stopped run (failfast, Ctrl-C) or a failed coverage threshold fails every
+        # pipeline; otherwise each pipeline stands on its own tests' outcomes.
+        sound = not self.result.shouldStop and (coverage is None or coverage.passed)
         run_ok = (
-            self.result.wasSuccessful()
-            and not self.result.shouldStop
-            and whole_run_counts(self.result).executed > 0
-            and (coverage is None or coverage.passed)
+            sound and self.result.wasSuccessful() and whole_run_counts(self.result).executed > 0
         )
         for name in pipelines:
             counts = by_pipeline[name]
@@ -233,7 +233,7 @@ class PipelineRunner(DiscoverRunner):
                 dirty=revision.dirty,
                 complete=self._is_complete(),
                 pipeline=name,
-                passed=run_ok and counts.clean and counts.executed > 0 and not unattributed,
+                passed=sound and counts.clean and counts.executed > 0 and not unattributed,
                 counts=counts,
                 started_at=started_at.isoformat(timespec="seconds"),
                 duration=round(duration, 3),
