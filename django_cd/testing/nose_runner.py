@@ -157,27 +157,26 @@ class NosePipelineRunner(NoseTestSuiteRunner):
         run_ok = sound and result.wasSuccessful() and bool(selected)
         for name in pipelines:
             counts = by_pipeline[name]
-            path = results.write(
-                results.Result(
-                    sha=revision.sha,
-                    dirty=revision.dirty,
-                    complete=not self.labels,
-                    pipeline=name,
-                    passed=sound and counts.clean and counts.executed > 0 and not unattributed,
-                    counts=counts,
-                    started_at=started_at.isoformat(timespec="seconds"),
-                    duration=round(duration, 3),
-                    selection={
-                        "pipelines": list(self.selection.include),
-                        "excluded_pipelines": list(self.selection.exclude),
-                        "labels": self.labels,
-                    },
-                    run_passed=run_ok,
-                    settings_module=_settings_module(),
-                ),
-                revision.root,
+            record = results.Result(
+                sha=revision.sha,
+                dirty=revision.dirty,
+                complete=not self.labels,
+                pipeline=name,
+                passed=sound and counts.clean and counts.executed > 0 and not unattributed,
+                counts=counts,
+                started_at=started_at.isoformat(timespec="seconds"),
+                duration=round(duration, 3),
+                selection={
+                    "pipelines": list(self.selection.include),
+                    "excluded_pipelines": list(self.selection.exclude),
+                    "labels": self.labels,
+                },
+                run_passed=run_ok,
+                settings_module=_settings_module(),
             )
-            self.log(f"Pipeline {name}: {'passed' if run_ok else 'FAILED'}; recorded in {path}")
+            path = results.write(record, revision.root)
+            verdict = "passed" if record.passed else "FAILED"
+            self.log(f"Pipeline {name}: {verdict} ({counts.run} run); recorded in {path}")
 
 
 class _Unwrapped:

@@ -83,7 +83,10 @@ def test_default_pipeline_follows_settings(registry):
 
 def test_selection_include_and_exclude(registry):
     tests = make_tests()
-    assert names(Selection(include=("smoke",)).filter(tests)) == ["Flows.test_c", "MoreFlows.test_c"]
+    assert names(Selection(include=("smoke",)).filter(tests)) == [
+        "Flows.test_c",
+        "MoreFlows.test_c",
+    ]
     assert names(Selection(include=("functional",), exclude=("slow",)).filter(tests)) == [
         "Flows.test_b",
         "MoreFlows.test_b",
@@ -134,7 +137,9 @@ def test_unusable_pipeline_name_is_e021(registry):
     with override_settings(DJANGO_CD={"PIPELINES": ["unit", "e2e/browser", "a,b"]}):
         errors = checks.check_pipelines()
     assert [e.id for e in errors] == ["django_cd.E021", "django_cd.E021"]
-    assert errors[0].msg == "DJANGO_CD['PIPELINES'] has the name 'e2e/browser', which cannot be used."
+    assert (
+        errors[0].msg == "DJANGO_CD['PIPELINES'] has the name 'e2e/browser', which cannot be used."
+    )
 
 
 def test_manage_check_imports_the_projects_tests(tmp_path):
@@ -170,9 +175,7 @@ def test_manage_check_imports_the_projects_tests(tmp_path):
 
 
 def test_every_testing_check_id_is_documented():
-    source = "".join(
-        path.read_text() for path in Path(checks.__file__).parent.glob("*.py")
-    )
+    source = "".join(path.read_text() for path in Path(checks.__file__).parent.glob("*.py"))
     used = set(re.findall(r"django_cd\.E\d{3}", source))
     doc = (Path(__file__).parents[2] / "docs" / "checks.md").read_text()
     assert {"django_cd.E020", "django_cd.E021"} <= used

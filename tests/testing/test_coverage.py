@@ -56,7 +56,10 @@ def project_with_threshold(root, fail_under):
     return make_project(
         root,
         {"test_pricing.py": PRICING_TESTS},
-        files={"shop/pricing.py": PRICING, ".coveragerc": COVERAGERC.format(fail_under=fail_under)},
+        files={
+            "shop/pricing.py": PRICING,
+            ".coveragerc": COVERAGERC.format(fail_under=fail_under),
+        },
     )
 
 
@@ -92,7 +95,9 @@ def test_at_or_above_fail_under_passes(tmp_path):
 
 
 def test_parallel_coverage_needs_a_configuration_file(tmp_path):
-    project = make_project(tmp_path, {"test_pricing.py": PRICING_TESTS}, files={"shop/pricing.py": PRICING})
+    project = make_project(
+        tmp_path, {"test_pricing.py": PRICING_TESTS}, files={"shop/pricing.py": PRICING}
+    )
     run = project.manage("test", "--coverage", "--parallel", "2")
     assert run.returncode == 1
     assert run.stderr.strip() == (
