@@ -64,15 +64,38 @@ def _dotted_name(target: Any) -> str:
 
 def pipelines_of(test: unittest.TestCase) -> tuple[str, ...]:
     """The pipelines ``test`` belongs to, by the nearest-declaration rule above."""
-    cls = type(test)
-    method = getattr(cls, getattr(test, "_testMethodName", ""), None)
-    names = getattr(method, ATTRIBUTE, None) or getattr(cls, ATTRIBUTE, None)
-    if names:
-        return tuple(names)
-    config = conf.get_config()
-    marked = tuple(
-        name
-        for name in config["PIPELINES"]
-        if getattr(method, name, getattr(cls, name, None)) is True
-    )
-    return marked or (config["DEFAULT_PIPELINE"],)
+    return PipelineIndex().lookup(test)
+
+
+class PipelineIndex:
+    """:func:`pipelines_of` for one run, remembering each test's answer.
+
+    Selecting and then counting ask about the same thousands of tests; the
+    settings are read once, not per test.
+    """
+
+    def __init__(self) -> None:
+        config = conf.get_config()
+        self.declared: tuple[str, ...] = tuple(config["PIPELINES"])
+        self.default: tuple[str, ...] = (config["DEFAULT_PIPELINE"],)
+        self.known: dict[int, tuple[str, ...]] = {}
+
+    def __call__(self, test: unittest.TestCase) -> tuple[str, ...]:
+        # Keyed by id(): the run's suite keeps every test alive, so ids are not reused.
+        found = self.known.get(id(test))
+        if found is None:
+            found = self.known[id(test)] = self.lookup(test)
+        return found
+
+    def lookup(self, test: unittest.TestCase) -> tuple[str, ...]:
+        cls = type(test)
+        method = getattr(cls, getattr(test, "_testMethodName", ""), None)
+        names = getattr(method, ATTRIBUTE, None) or getattr(cls, ATTRIBUTE, None)
+        if names:
+            return tuple(names)
+        marked = tuple(
+            name
+            for name in self.declared
+            if getattr(method, name, getattr(cls, name, None)) is True
+        )
+        return marked or self.default

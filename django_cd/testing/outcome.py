@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import unittest
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from django_cd.testing.decorator import pipelines_of
@@ -19,10 +19,12 @@ class StartedTestsMixin:
     result, so this sees every test there too.
     """
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.cd_started: list[unittest.TestCase] = []
+
     def startTest(self, test: unittest.TestCase) -> None:
         super().startTest(test)  # type: ignore[misc]
-        if not hasattr(self, "cd_started"):
-            self.cd_started: list[unittest.TestCase] = []
         self.cd_started.append(test)
 
 
@@ -37,7 +39,9 @@ def _case(test: Any) -> unittest.TestCase | None:
     return case if isinstance(case, unittest.TestCase) else None
 
 
-def _tally(tests: Iterable[Any]) -> tuple[dict[str, int], int]:
+def _tally(
+    tests: Iterable[Any], index: Callable[[unittest.TestCase], tuple[str, ...]]
+) -> tuple[dict[str, int], int]:
     by_pipeline: dict[str, int] = defaultdict(int)
     unattributed = 0
     for test in tests:
@@ -45,7 +49,7 @@ def _tally(tests: Iterable[Any]) -> tuple[dict[str, int], int]:
         if case is None or isinstance(case, unittest.loader._FailedTest):  # type: ignore[attr-defined]
             unattributed += 1
             continue
-        for name in pipelines_of(case):
+        for name in index(case):
             by_pipeline[name] += 1
     return by_pipeline, unattributed
 
@@ -62,7 +66,9 @@ def whole_run_counts(result: unittest.TestResult) -> Counts:
 
 
 def counts_by_pipeline(
-    result: unittest.TestResult, pipelines: Iterable[str]
+    result: unittest.TestResult,
+    pipelines: Iterable[str],
+    index: Callable[[unittest.TestCase], tuple[str, ...]] = pipelines_of,
 ) -> tuple[dict[str, Counts], int]:
     """Counts for each of ``pipelines``, and how many errors belong to no single test.
 
@@ -70,12 +76,12 @@ def counts_by_pipeline(
     cannot be imported) cannot be pinned on a pipeline; the caller fails every
     pipeline of the run for them.
     """
-    started, _ = _tally(getattr(result, "cd_started", []))
-    failures, unattributed_failures = _tally(test for test, _ in result.failures)
-    errors, unattributed_errors = _tally(test for test, _ in result.errors)
-    skipped, _ = _tally(test for test, _ in result.skipped)
-    expected, _ = _tally(test for test, _ in result.expectedFailures)
-    unexpected, _ = _tally(result.unexpectedSuccesses)
+    started, _ = _tally(getattr(result, "cd_started", []), index)
+    failures, unattributed_failures = _tally((test for test, _ in result.failures), index)
+    errors, unattributed_errors = _tally((test for test, _ in result.errors), index)
+    skipped, _ = _tally((test for test, _ in result.skipped), index)
+    expected, _ = _tally((test for test, _ in result.expectedFailures), index)
+    unexpected, _ = _tally(result.unexpectedSuccesses, index)
     counts = {
         name: Counts(
             run=started[name],

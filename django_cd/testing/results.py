@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import tempfile
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -110,10 +109,9 @@ def _git(root: Path, *args: str) -> str:
 
 def repository_root() -> Path:
     """``DJANGO_CD["REPOSITORY"]``, else the git work tree holding BASE_DIR (or the cwd)."""
-    configured = conf.get_config()["REPOSITORY"]
-    if configured:
-        return Path(str(configured)).resolve()
-    start = Path(getattr(settings, "BASE_DIR", None) or Path.cwd())
+    start = _start_dir()
+    if conf.get_config()["REPOSITORY"]:
+        return start
     try:
         return Path(_git(start, "rev-parse", "--show-toplevel"))
     except (FileNotFoundError, NotADirectoryError) as error:
@@ -126,15 +124,64 @@ def results_dir(root: Path | None = None) -> Path:
 
 
 def current_revision() -> Revision:
-    """HEAD of the repository and whether tracked files differ from it.
+    """HEAD of the repository and whether tracked files differ from it."""
+    return RevisionProbe().revision()
 
-    Untracked files do not make a tree dirty: CI writes its JUnit report and
-    coverage data into the work tree, and those do not change what was tested.
+
+class RevisionProbe:
+    """Asks git about the work tree without waiting for the answer.
+
+    A run starts the probe, runs its tests, then reads :meth:`revision`, so
+    git's time hides behind the tests'. Untracked files do not make a tree
+    dirty: CI writes its JUnit report and coverage data into the work tree, and
+    those do not change what was tested.
     """
-    root = repository_root()
-    sha = _git(root, "rev-parse", "--verify", "HEAD^{commit}")
-    status = _git(root, "status", "--porcelain", "--untracked-files=no")
-    return Revision(root=root, sha=sha, dirty=bool(status))
+
+    def __init__(self) -> None:
+        self.problem: str | None = None
+        self.head: subprocess.Popen[str] | None = None
+        self.status: subprocess.Popen[str] | None = None
+        try:
+            start = _start_dir()
+            self.head = _spawn(start, "rev-parse", "--show-toplevel", "HEAD^{commit}")
+            self.status = _spawn(start, "status", "--porcelain", "--untracked-files=no")
+        except OSError as error:  # no git, or the directory is gone
+            self.problem = str(error)
+
+    def discard(self) -> None:
+        """Wait for git and drop the answer (the run failed before it was needed)."""
+        for process in (self.head, self.status):
+            if process is not None:
+                process.communicate(timeout=60)
+
+    def revision(self) -> Revision:
+        """The answer; ``NotARepository`` when there is no commit to file results under."""
+        if self.head is None or self.status is None:
+            raise NotARepository(self.problem or "git could not be started")
+        head_out, head_err = self.head.communicate(timeout=60)
+        status_out, status_err = self.status.communicate(timeout=60)
+        if self.head.returncode != 0 or self.status.returncode != 0:
+            raise NotARepository((head_err or status_err).strip().splitlines()[0])
+        root, sha = head_out.split()
+        return Revision(root=Path(root), sha=sha, dirty=bool(status_out.strip()))
+
+
+def _start_dir() -> Path:
+    configured = conf.get_config()["REPOSITORY"]
+    if configured:
+        return Path(str(configured)).resolve()
+    return Path(getattr(settings, "BASE_DIR", None) or Path.cwd())
+
+
+def _spawn(cwd: Path, *args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        ["git", *args],
+        cwd=cwd,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def result_path(sha: str, pipeline: str, *, evidence: bool, root: Path | None = None) -> Path:
@@ -150,9 +197,9 @@ def write(result: Result, root: Path) -> Path:
     if not ignore.exists():
         # Results describe commits; they never belong in one.
         ignore.write_text("*\n")
-    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".json")
-    with os.fdopen(handle, "w") as stream:
-        stream.write(result.to_json())
+    # Written beside its final name, then renamed over it in one step.
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(result.to_json())
     os.replace(tmp, path)
     return path
 

@@ -18,6 +18,7 @@ from django.test.utils import iter_test_cases  # type: ignore[attr-defined]
 
 from django_cd.testing import results
 from django_cd.testing.coverage_session import CoverageOutcome, CoverageSession
+from django_cd.testing.decorator import PipelineIndex
 from django_cd.testing.outcome import counts_by_pipeline, result_class, whole_run_counts
 from django_cd.testing.selection import (
     Selection,
@@ -81,6 +82,8 @@ class PipelineRunner(DiscoverRunner):
         self.test_labels: list[str] = []
         self.tests_found = 0
         self.selected: list[unittest.TestCase] = []
+        self.index = PipelineIndex()
+        self.revision_probe: results.RevisionProbe | None = None
         self.result: unittest.TestResult | None = None
 
     @classmethod
@@ -113,7 +116,7 @@ class PipelineRunner(DiscoverRunner):
         self.tests_found += len(found)
         if self.list_pipelines:
             return self.test_suite(found)
-        return self.test_suite(self.selection.filter(found))
+        return self.test_suite(self.selection.filter(found, self.index))
 
     def build_suite(self, test_labels: Any = None, **kwargs: Any) -> Any:
         self.test_labels = list(test_labels or [])
@@ -170,15 +173,20 @@ class PipelineRunner(DiscoverRunner):
             return 0
         started_at = datetime.now(UTC)
         clock = time.monotonic()
+        self.revision_probe = results.RevisionProbe()
         session = CoverageSession(parallel=self.parallel > 1) if self.measure_coverage else None
         if session is not None:
             session.start()
         try:
             failures: int = super().run_tests(test_labels, **kwargs)
         except NothingSelected as empty:
+            self.revision_probe.discard()
             # Django set the test environment up before building the suite.
             self.teardown_test_environment()
             raise CommandError(str(empty)) from None
+        except BaseException:
+            self.revision_probe.discard()
+            raise
         finally:
             if session is not None and self.result is None:
                 session.coverage.stop()
@@ -203,7 +211,7 @@ class PipelineRunner(DiscoverRunner):
     # Results --------------------------------------------------------------
 
     def _recorded_pipelines(self) -> list[str]:
-        return self.selection.recorded_pipelines(self.selected)
+        return self.selection.recorded_pipelines(self.selected, self.index)
 
     def _is_complete(self) -> bool:
         """True when nothing narrowed the pipelines below their whole set of tests."""
@@ -212,14 +220,14 @@ class PipelineRunner(DiscoverRunner):
     def _record(
         self, started_at: datetime, duration: float, coverage: CoverageOutcome | None
     ) -> None:
-        assert self.result is not None
+        assert self.result is not None and self.revision_probe is not None
         try:
-            revision = results.current_revision()
+            revision = self.revision_probe.revision()
         except results.NotARepository as error:
             self.log(f"Test results not recorded: no git commit to file them under ({error}).")
             return
         pipelines = self._recorded_pipelines()
-        by_pipeline, unattributed = counts_by_pipeline(self.result, pipelines)
+        by_pipeline, unattributed = counts_by_pipeline(self.result, pipelines, self.index)
         # A stopped run (failfast, Ctrl-C) or a failed coverage threshold fails every
         # pipeline; otherwise each pipeline stands on its own tests' outcomes.
         sound = not self.result.shouldStop and (coverage is None or coverage.passed)
@@ -275,7 +283,7 @@ class PipelineRunner(DiscoverRunner):
         tests = []
         for label in test_labels or ["."]:
             tests += list(iter_test_cases(self.load_tests_for_label(label, discover_kwargs)))
-        counts = count_by_pipeline(tests)
+        counts = count_by_pipeline(tests, self.index)
         default = _default_pipeline()
         width = max(len("pipeline"), *(len(name) for name in declared_pipelines()))
         lines = [f"{'pipeline':<{width}}  tests"]

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from django.core.management.base import CommandError
 
 from django_cd import conf
-from django_cd.testing.decorator import pipelines_of
+from django_cd.testing.decorator import PipelineIndex
 
 
 def declared_pipelines() -> list[str]:
@@ -54,17 +54,28 @@ class Selection:
     exclude: tuple[str, ...] = ()
 
     def selects(self, test: unittest.TestCase) -> bool:
-        if is_load_failure(test):
-            return True
-        names = pipelines_of(test)
-        if self.include and not any(name in self.include for name in names):
-            return False
-        return not any(name in self.exclude for name in names)
+        return bool(self.filter([test]))
 
-    def filter(self, tests: Iterable[unittest.TestCase]) -> list[unittest.TestCase]:
-        return [test for test in tests if self.selects(test)]
+    def filter(
+        self, tests: Iterable[unittest.TestCase], index: PipelineIndex | None = None
+    ) -> list[unittest.TestCase]:
+        """The tests of ``tests`` this selection runs, in their order."""
+        index = index or PipelineIndex()
+        include, exclude = frozenset(self.include), frozenset(self.exclude)
+        selected = []
+        for test in tests:
+            if not is_load_failure(test):
+                names = index(test)
+                if include and include.isdisjoint(names):
+                    continue
+                if exclude and not exclude.isdisjoint(names):
+                    continue
+            selected.append(test)
+        return selected
 
-    def recorded_pipelines(self, tests: Iterable[unittest.TestCase]) -> list[str]:
+    def recorded_pipelines(
+        self, tests: Iterable[unittest.TestCase], index: PipelineIndex | None = None
+    ) -> list[str]:
         """The pipelines this run gives evidence about, in declared order.
 
         The ones named by ``--pipeline``; without it, each declared pipeline
@@ -72,14 +83,17 @@ class Selection:
         """
         if self.include:
             return [name for name in declared_pipelines() if name in self.include]
-        held = count_by_pipeline(tests)
+        held = count_by_pipeline(tests, index)
         return [name for name in declared_pipelines() if held[name] and name not in self.exclude]
 
 
-def count_by_pipeline(tests: Iterable[unittest.TestCase]) -> Counter[str]:
+def count_by_pipeline(
+    tests: Iterable[unittest.TestCase], index: PipelineIndex | None = None
+) -> Counter[str]:
     """How many tests each pipeline holds (a test in two pipelines counts in both)."""
+    index = index or PipelineIndex()
     counts: Counter[str] = Counter()
     for test in tests:
         if not is_load_failure(test):
-            counts.update(pipelines_of(test))
+            counts.update(index(test))
     return counts
