@@ -28,19 +28,26 @@ class CoverageOutcome:
 class CoverageSession:
     """One measurement around one test run: :meth:`start`, then :meth:`finish`."""
 
-    def __init__(self, *, parallel: bool) -> None:
+    def __init__(self) -> None:
         try:
             from coverage import Coverage
         except ImportError:  # pragma: no cover - coverage comes with django-cd[testing]
             raise CommandError(
                 "--coverage needs the coverage package: pip install 'django-cd[testing]'."
             ) from None
-        self.parallel = parallel
         # Worker processes of --parallel measure themselves and save their own
-        # data files; coverage can only set that up from a configuration file.
-        concurrency = ["thread", "multiprocessing"] if parallel else ["thread"]
-        self.coverage = Coverage(data_suffix=parallel or None, concurrency=concurrency)
-        if parallel and not self.coverage.config.config_file:
+        # data files, combined at the end; coverage can only set that up from a
+        # configuration file, so without one only serial runs are measured.
+        self.multiprocess = bool(Coverage().config.config_file)
+        if self.multiprocess:
+            self.coverage = Coverage(data_suffix=True, concurrency=["thread", "multiprocessing"])
+        else:
+            self.coverage = Coverage(concurrency=["thread"])
+
+    def require_multiprocess(self) -> None:
+        """Refuse ``--parallel`` when the workers could not be measured."""
+        if not self.multiprocess:
+            self.coverage.stop()
             raise CommandError(
                 "--coverage with --parallel needs a coverage configuration file "
                 "(.coveragerc, setup.cfg, tox.ini or pyproject.toml with [tool.coverage.run]) "
@@ -59,16 +66,52 @@ class CoverageSession:
 
         self.coverage.stop()
         self.coverage.save()
-        if self.parallel:
-            self.coverage.combine()
+        reporter = self.coverage
+        if self.multiprocess:
+            # As `coverage combine` does: this process's and every worker's data
+            # file merged into the one data file `coverage html` reads.
+            from coverage import Coverage
+
+            reporter = Coverage()
+            reporter.combine()
+            reporter.save()
         try:
-            percent = self.coverage.report(file=stream)
+            percent = reporter.report(file=stream)
         except NoDataError:
             raise CommandError(
                 "--coverage measured no file. Check the [run] source / include settings "
                 "of the project's coverage configuration."
             ) from None
-        fail_under = float(str(self.coverage.get_option("report:fail_under") or 0))
-        precision = int(str(self.coverage.get_option("report:precision") or 0))
+        fail_under = float(str(reporter.get_option("report:fail_under") or 0))
+        precision = int(str(reporter.get_option("report:precision") or 0))
         failed = should_fail_under(percent, fail_under, precision)
         return CoverageOutcome(round(percent, 2), fail_under, not failed)
+
+
+#: The session ``manage.py test --coverage`` started while Django loaded the apps.
+_early: CoverageSession | None = None
+
+
+def start_early() -> None:
+    """Start measuring before Django imports the apps' models, admin and URLs.
+
+    The test runner only exists after ``django.setup()``; lines that ran while
+    the apps were imported (class and function definitions) would otherwise
+    count as missed. ``DjangoCDConfig`` calls this when the command line is
+    ``test ... --coverage``; the runner takes the session over with
+    :func:`take_early`. Any problem is left for the runner to report.
+    """
+    global _early
+    try:
+        session = CoverageSession()
+        session.start()
+    except Exception:
+        return
+    _early = session
+
+
+def take_early() -> CoverageSession | None:
+    """The early session, once; None when there is none."""
+    global _early
+    session, _early = _early, None
+    return session

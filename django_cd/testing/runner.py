@@ -17,7 +17,7 @@ from django.test.runner import DiscoverRunner
 from django.test.utils import iter_test_cases  # type: ignore[attr-defined]
 
 from django_cd.testing import results
-from django_cd.testing.coverage_session import CoverageOutcome, CoverageSession
+from django_cd.testing.coverage_session import CoverageOutcome, CoverageSession, take_early
 from django_cd.testing.decorator import PipelineIndex
 from django_cd.testing.outcome import counts_by_pipeline, result_class, whole_run_counts
 from django_cd.testing.selection import (
@@ -174,9 +174,7 @@ class PipelineRunner(DiscoverRunner):
         started_at = datetime.now(UTC)
         clock = time.monotonic()
         self.revision_probe = results.RevisionProbe()
-        session = CoverageSession(parallel=self.parallel > 1) if self.measure_coverage else None
-        if session is not None:
-            session.start()
+        session = self._coverage_session() if self.measure_coverage else None
         try:
             failures: int = super().run_tests(test_labels, **kwargs)
         except NothingSelected as empty:
@@ -207,6 +205,15 @@ class PipelineRunner(DiscoverRunner):
                 "Provide what they need (e.g. the smoke tests' base URL) or pass --allow-empty."
             )
         return failures
+
+    def _coverage_session(self) -> CoverageSession:
+        session = take_early()
+        if session is None:  # called in-process (call_command), not from manage.py
+            session = CoverageSession()
+            session.start()
+        if self.parallel > 1:
+            session.require_multiprocess()
+        return session
 
     # Results --------------------------------------------------------------
 

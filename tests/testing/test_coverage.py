@@ -40,6 +40,19 @@ class DiscountTests(SimpleTestCase):
         self.assertEqual(discount(200, 25), 150)
 """
 
+# Imported by django.setup(), before any runner exists: 5 statements, the tests
+# call none of them, so only `return` (line 8) is missed if measuring starts early.
+MODELS = """\
+from django.db import models
+
+
+class Product(models.Model):
+    name = models.CharField(max_length=50)
+
+    def label(self):
+        return self.name.upper()
+"""
+
 COVERAGERC = """\
 [run]
 source = shop
@@ -58,6 +71,7 @@ def project_with_threshold(root, fail_under):
         {"test_pricing.py": PRICING_TESTS},
         files={
             "shop/pricing.py": PRICING,
+            "shop/models.py": MODELS,
             ".coveragerc": COVERAGERC.format(fail_under=fail_under),
         },
     )
@@ -75,11 +89,11 @@ def test_below_fail_under_fails_the_run(tmp_path, parallel):
     run = project.manage("test", "--coverage", "--parallel", parallel)
     assert run.returncode == 1, run.output
     assert run.ran == 2
-    # pricing.py: 6 statements, refund's body missed; __init__.py is empty.
-    assert total_line(run.stdout) == ["TOTAL", "6", "1", "83%"]
-    assert "Coverage 83.33% is below fail_under=90: the run fails." in run.stdout
+    # pricing.py: 6 statements, refund's body missed; models.py: 5, label's body missed.
+    assert total_line(run.stdout) == ["TOTAL", "11", "2", "82%"]
+    assert "Coverage 81.82% is below fail_under=90: the run fails." in run.stdout
     data = project.result(sha, "unit")
-    assert data["coverage"] == {"percent": 83.33, "fail_under": 90.0, "passed": False}
+    assert data["coverage"] == {"percent": 81.82, "fail_under": 90.0, "passed": False}
     assert data["passed"] is False
 
 
@@ -87,8 +101,10 @@ def test_at_or_above_fail_under_passes(tmp_path):
     project = project_with_threshold(tmp_path, 80)
     run = project.manage("test", "--coverage", "--pipeline=unit")
     assert run.returncode == 0, run.output
-    assert total_line(run.stdout) == ["TOTAL", "6", "1", "83%"]
-    assert re.search(r"shop/pricing\.py\s+6\s+1\s+83%\s+10", run.stdout), run.stdout
+    assert total_line(run.stdout) == ["TOTAL", "11", "2", "82%"]
+    assert re.search(r"shop/pricing\.py\s+6\s+1\s+83%\s+10\n", run.stdout), run.stdout
+    # Measured from app loading on: the model's class body counts as run.
+    assert re.search(r"shop/models\.py\s+5\s+1\s+80%\s+8\n", run.stdout), run.stdout
     assert "below fail_under" not in run.stdout
     # Data is saved where `coverage html` finds it.
     assert (tmp_path / ".coverage").exists()
