@@ -173,8 +173,8 @@ class PipelineRunner(DiscoverRunner):
             return 0
         started_at = datetime.now(UTC)
         clock = time.monotonic()
-        self.revision_probe = results.RevisionProbe()
         session = self._coverage_session() if self.measure_coverage else None
+        self.revision_probe = results.RevisionProbe()
         try:
             failures: int = super().run_tests(test_labels, **kwargs)
         except NothingSelected as empty:
@@ -194,9 +194,10 @@ class PipelineRunner(DiscoverRunner):
         whole = whole_run_counts(self.result)
         self._record(started_at, duration, coverage)
         if coverage is not None and not coverage.passed:
-            self.log(
+            # Said at any verbosity: it is the only reason this run fails.
+            sys.stderr.write(
                 f"Coverage {coverage.percent:.2f}% is below fail_under={coverage.fail_under:g}: "
-                "the run fails."
+                "the run fails.\n"
             )
             failures += 1
         if whole.executed == 0 and not self.allow_empty:

@@ -91,7 +91,7 @@ def test_below_fail_under_fails_the_run(tmp_path, parallel):
     assert run.ran == 2
     # pricing.py: 6 statements, refund's body missed; models.py: 5, label's body missed.
     assert total_line(run.stdout) == ["TOTAL", "11", "2", "82%"]
-    assert "Coverage 81.82% is below fail_under=90: the run fails." in run.stdout
+    assert "Coverage 81.82% is below fail_under=90: the run fails." in run.stderr
     data = project.result(sha, "unit")
     assert data["coverage"] == {"percent": 81.82, "fail_under": 90.0, "passed": False}
     assert data["passed"] is False
@@ -105,7 +105,7 @@ def test_at_or_above_fail_under_passes(tmp_path):
     assert re.search(r"shop/pricing\.py\s+6\s+1\s+83%\s+10\n", run.stdout), run.stdout
     # Measured from app loading on: the model's class body counts as run.
     assert re.search(r"shop/models\.py\s+5\s+1\s+80%\s+8\n", run.stdout), run.stdout
-    assert "below fail_under" not in run.stdout
+    assert "below fail_under" not in run.output
     # Data is saved where `coverage html` finds it.
     assert (tmp_path / ".coverage").exists()
 

@@ -165,7 +165,8 @@ def test_load_failure_is_always_selected(tmp_path):
     assert "ModuleNotFoundError: No module named 'nosuch'" in run.stderr
 
 
-def test_junit_xml_report(tmp_path):
+@pytest.mark.parametrize("parallel", ["1", "2"])
+def test_junit_xml_report(tmp_path, parallel):
     import xml.etree.ElementTree as ET
 
     project = make_project(
@@ -178,7 +179,9 @@ def test_junit_xml_report(tmp_path):
             ),
         },
     )
-    run = project.manage("test", "--pipeline=functional", "--junit-xml", "reports/junit.xml")
+    run = project.manage(
+        "test", "--pipeline=functional", "--junit-xml", "reports/junit.xml", "--parallel", parallel
+    )
     assert run.returncode == 1
     root = ET.parse(tmp_path / "reports/junit.xml").getroot()
     assert root.tag == "testsuites"
