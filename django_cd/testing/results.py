@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
@@ -27,6 +28,7 @@ from django.conf import settings
 from django_cd import conf
 
 FORMAT = 1
+FULL_SHA_RE = re.compile(r"^[0-9a-f]{40}$")
 
 
 @dataclass(frozen=True)
@@ -161,8 +163,9 @@ class RevisionProbe:
         head_out, head_err = self.head.communicate(timeout=60)
         status_out, status_err = self.status.communicate(timeout=60)
         if self.head.returncode != 0 or self.status.returncode != 0:
-            raise NotARepository((head_err or status_err).strip().splitlines()[0])
-        root, sha = head_out.split()
+            message = (head_err or status_err).strip().splitlines() or ["git failed"]
+            raise NotARepository(message[0])
+        root, sha = head_out.splitlines()  # a root may hold spaces; a sha never does
         return Revision(root=Path(root), sha=sha, dirty=bool(status_out.strip()))
 
 
@@ -209,16 +212,26 @@ def latest(sha: str, pipeline: str, *, local: bool = False) -> Result | None:
 
     By default only evidence (a whole pipeline on a clean tree) is read; pass
     ``local=True`` for the last partial or uncommitted run instead. ``sha`` may
-    be any revision git understands (``HEAD``, a tag, a short sha).
+    be any revision git understands (``HEAD``, a tag, a short sha); one git
+    cannot resolve raises :class:`NotARepository`.
     """
     root = repository_root()
-    full_sha = _git(root, "rev-parse", "--verify", f"{sha}^{{commit}}")
+    full_sha = sha if FULL_SHA_RE.match(sha) else _resolve(root, sha)
     path = result_path(full_sha, pipeline, evidence=not local, root=root)
     try:
         data = json.loads(path.read_text())
     except FileNotFoundError:
         return None
     return Result.from_dict(data)
+
+
+def _resolve(root: Path, revision: str) -> str:
+    try:
+        return _git(root, "rev-parse", "--verify", "--quiet", f"{revision}^{{commit}}")
+    except NotARepository:
+        raise NotARepository(
+            f"{revision!r} is not a commit of the repository at {root}."
+        ) from None
 
 
 def passed(sha: str, pipelines: Iterable[str]) -> bool:

@@ -67,6 +67,11 @@ def test_clean_whole_run_is_evidence(shop):
         assert results.passed(sha, ["unit"]) is True
         assert results.passed(sha, ["unit", "functional"]) is False
         assert results.missing_or_failed(sha, ["unit", "functional"]) == ["functional"]
+        with pytest.raises(results.NotARepository) as raised:
+            results.latest("no-such-branch", "unit")
+        assert str(raised.value) == (
+            f"'no-such-branch' is not a commit of the repository at {shop.root}."
+        )
 
 
 def test_run_without_pipeline_records_each_pipeline_it_holds(shop):
