@@ -1,3 +1,6 @@
+import sys
+from typing import Any
+
 from django.apps import AppConfig
 
 
@@ -6,5 +9,15 @@ class DjangoCDConfig(AppConfig):
     verbose_name = "Continuous deployment"
     default_auto_field = "django.db.models.BigAutoField"
 
+    def __init__(self, app_name: str, app_module: Any) -> None:
+        super().__init__(app_name, app_module)
+        # `manage.py test --coverage` measures from here, before Django imports
+        # the apps' models: the runner itself only starts after that.
+        if sys.argv[1:2] == ["test"] and "--coverage" in sys.argv:
+            from django_cd.testing.coverage_session import start_early
+
+            start_early()
+
     def ready(self) -> None:
         from django_cd import checks  # noqa: F401  (registers the system checks)
+        from django_cd.testing import checks as testing_checks  # noqa: F401

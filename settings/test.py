@@ -14,3 +14,6 @@ STORAGES = {
 }
 
 LOGGING = logging_config("WARNING")
+
+# `manage.py test --pipeline=unit` etc.: see docs/testing.md.
+TEST_RUNNER = "django_cd.testing.PipelineRunner"

@@ -1,0 +1,94 @@
+"""System checks for test pipelines (ids django_cd.E020-E029, docs/checks.md).
+
+``manage.py check`` does not import tests, so this check imports the test
+modules of the project's own apps (those under ``BASE_DIR`` or listed in
+``DJANGO_CD["FIRST_PARTY_APPS"]``) to see their ``@pipeline`` declarations. A
+module that fails to import is left to the test run, which reports it.
+"""
+
+from __future__ import annotations
+
+import re
+import site
+import sys
+from collections.abc import Iterator, Sequence
+from importlib import import_module
+from pathlib import Path
+from typing import Any
+
+from django.apps import AppConfig, apps
+from django.conf import settings
+from django.core.checks import CheckMessage, Error, register
+
+from django_cd import conf
+from django_cd.testing import decorator
+
+#: Pipeline names travel in file names and comma-separated options.
+PIPELINE_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
+
+
+@register("django_cd")
+def check_pipelines(
+    app_configs: Sequence[AppConfig] | None = None, **kwargs: Any
+) -> list[CheckMessage]:
+    """Pipeline names are usable, and every ``@pipeline`` names a declared one."""
+    pipelines = conf.get_config()["PIPELINES"]
+    if not isinstance(pipelines, list | tuple) or not all(isinstance(p, str) for p in pipelines):
+        return []  # django_cd.E004 already reports it
+    errors: list[CheckMessage] = [
+        Error(
+            f"DJANGO_CD['PIPELINES'] has the name {name!r}, which cannot be used.",
+            hint="Use letters, digits, '-' and '_' (it names result files and is "
+            "given as --pipeline=a,b).",
+            id="django_cd.E021",
+        )
+        for name in pipelines
+        if name and not PIPELINE_NAME_RE.match(name)
+    ]
+    _import_test_modules(app_configs)
+    seen = set()
+    for declaration in decorator.declarations:
+        for name in declaration.names:
+            if name in pipelines or (declaration.target, name) in seen:
+                continue
+            seen.add((declaration.target, name))
+            errors.append(
+                Error(
+                    f"Test {declaration.target} is in pipeline {name!r}, which is not declared.",
+                    hint=f"Use one of {', '.join(pipelines)}, or add {name!r} to "
+                    "DJANGO_CD['PIPELINES'].",
+                    id="django_cd.E020",
+                )
+            )
+    return errors
+
+
+def _import_test_modules(app_configs: Sequence[AppConfig] | None) -> None:
+    for app_config in app_configs or apps.get_app_configs():
+        if _is_first_party(app_config):
+            for module in _test_modules(app_config):
+                try:
+                    import_module(module)
+                except Exception:
+                    continue
+
+
+def _is_first_party(app_config: AppConfig) -> bool:
+    if app_config.label in conf.get_config()["FIRST_PARTY_APPS"]:
+        return True
+    base_dir = getattr(settings, "BASE_DIR", None)
+    if base_dir is None:
+        return False
+    path = Path(app_config.path).resolve()
+    installed = [Path(p).resolve() for p in [*site.getsitepackages(), sys.prefix]]
+    return path.is_relative_to(Path(base_dir).resolve()) and not any(
+        path.is_relative_to(root) for root in installed
+    )
+
+
+def _test_modules(app_config: AppConfig) -> Iterator[str]:
+    root = Path(app_config.path)
+    for path in sorted(root.rglob("test*.py")):
+        parts = path.relative_to(root).with_suffix("").parts
+        if all(part.isidentifier() for part in parts):
+            yield ".".join((app_config.name, *parts))

@@ -1,0 +1,1 @@
+"""The sample project's tests, split into CI pipelines with ``@pipeline`` (docs/testing.md)."""
