@@ -18,6 +18,7 @@ from django_cd.migration_version.plan import (
     migrate_arguments,
     migrate_targets,
     pending_plan,
+    plan_targets,
     rollback_plan,
 )
 from django_cd.migration_version.rebase import Move, RebaseResult, rebase
@@ -47,6 +48,7 @@ __all__ = [
     "migrate_arguments",
     "migrate_targets",
     "pending_plan",
+    "plan_targets",
     "rebase",
     "require_app",
     "rollback_plan",

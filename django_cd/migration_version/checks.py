@@ -7,6 +7,7 @@ from typing import Any
 
 from django.apps import AppConfig, apps
 from django.core.checks import CheckMessage, Error, register
+from django.core.checks.registry import registry
 
 from django_cd import conf
 from django_cd.conf import Problem
@@ -61,7 +62,17 @@ def version_file_problems(app_configs: Sequence[AppConfig] | None = None) -> lis
     ]
 
 
-@register("django_cd")
+#: The tag of these checks: makemigrations and squashmigrations run every other
+#: check, so that they still work while a version file is stale or conflicted.
+VERSION_FILES_TAG = "django_cd_version_files"
+
+
+def tags_but_version_files() -> list[str]:
+    """Every registered check tag except this module's."""
+    return sorted(set(registry.tags_available()) - {VERSION_FILES_TAG})
+
+
+@register(VERSION_FILES_TAG)
 def check_version_files(
     app_configs: Sequence[AppConfig] | None = None, **kwargs: Any
 ) -> list[CheckMessage]:

@@ -14,6 +14,7 @@ from typing import Any
 from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.migrations.executor import MigrationExecutor
 from django.db.migrations.graph import MigrationGraph
+from django.db.migrations.loader import MigrationLoader
 from django.db.migrations.migration import Migration
 
 from django_cd.migration_version.errors import MigrationVersionError
@@ -87,6 +88,26 @@ def executor(database: str = DEFAULT_DB_ALIAS) -> MigrationExecutor:
 
 def irreversible_operations(migration: Migration) -> tuple[str, ...]:
     return tuple(op.describe() for op in migration.operations if not op.reversible)
+
+
+def plan_targets(app_label: str | None, name: str | None = None) -> list[Target] | None:
+    """``migrate [APP [NAME]]``'s targets: None (every leaf), APP's leaf, or APP.NAME."""
+    if app_label is None:
+        return None
+    graph = MigrationLoader(None, ignore_no_migrations=True).graph
+    if name is None:
+        leaves = graph.leaf_nodes(app_label)
+        if not leaves:
+            raise MigrationVersionError(f"App {app_label!r} has no migrations.")
+        return [leaves[0]]
+    if name == "zero":
+        return [(app_label, None)]
+    if (app_label, name) not in graph.nodes:
+        raise MigrationVersionError(
+            f"{app_label}.{name} is not a migration. manage.py showmigrations {app_label} "
+            "lists them."
+        )
+    return [(app_label, name)]
 
 
 def pending_plan(database: str = DEFAULT_DB_ALIAS, targets: list[Target] | None = None) -> Plan:

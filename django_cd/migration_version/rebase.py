@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from importlib import import_module
+from importlib.util import cache_from_source
 from pathlib import Path
 from typing import Literal
 
@@ -80,17 +81,24 @@ def rebase(
         leaf = keep if (label, move) in loader.graph.forwards_plan((label, keep)) else move
         write_version(app.version_path, leaf)
         return RebaseResult(app, kept=keep, leaf=leaf)
-    _refuse_applied(chain, database)
+    _refuse_applied(chain, database, before=_in_app_parents(loader, chain[0])[0][1])
     moves = _numbering(loader, app, chain, keep)
     files = _rewrites(loader, app, moves)
     for path, text in files.items():
-        path.write_text(text, encoding="utf-8")
+        _write_source(path, text)
     for item in moves:
         (app.migrations_dir / f"{item.old}.py").unlink()
     write_version(app.version_path, moves[-1].new)
     chain_paths = {app.migrations_dir / f"{item.new}.py" for item in moves}
     others = sorted(path for path in files if path not in chain_paths)
     return RebaseResult(app, kept=keep, leaf=moves[-1].new, moves=moves, rewritten=others)
+
+
+def _write_source(path: Path, text: str) -> None:
+    path.write_text(text, encoding="utf-8")
+    # A file rewritten in place within the second its bytecode was cached, at
+    # the same size (0004_x -> 0005_x), would otherwise import the stale .pyc.
+    Path(cache_from_source(str(path))).unlink(missing_ok=True)
 
 
 def _sides(conflict: Conflict, renumber: Side) -> tuple[str, str]:
@@ -137,7 +145,7 @@ def _chain(loader: MigrationLoader, label: str, keep: str, move: str) -> list[Ke
     return chain
 
 
-def _refuse_applied(chain: list[Key], database: str) -> None:
+def _refuse_applied(chain: list[Key], database: str, before: str) -> None:
     connection = connections[database]
     name = connection.settings_dict.get("NAME")
     if connection.vendor == "sqlite" and name and not _sqlite_exists(str(name)):
@@ -157,8 +165,9 @@ def _refuse_applied(chain: list[Key], database: str) -> None:
         names = ", ".join(key[1] for key in done)
         raise MigrationVersionError(
             f"Cannot renumber {label} migration(s) {names}: applied in the database "
-            f"{database!r}. Unapply them first (manage.py migrate {label} <the migration "
-            "before them>), then run the rebase again."
+            f"{database!r}. Abort the merge (git merge --abort, or git rebase --abort), "
+            f"unapply them on your branch (manage.py migrate {label} {before}), then merge "
+            "and run the rebase again."
         )
 
 

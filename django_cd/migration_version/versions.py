@@ -11,7 +11,7 @@ from django.db.migrations.loader import MigrationLoader
 
 from django_cd.conf import Problem
 from django_cd.migration_version.errors import MigrationVersionError
-from django_cd.migration_version.files import Status, read_version, write_version
+from django_cd.migration_version.files import Status, VersionFile, read_version, write_version
 from django_cd.migration_version.firstparty import VersionedApp, require_app, versioned_apps
 
 
@@ -46,10 +46,11 @@ def _problem(id_: str, app: VersionedApp, msg: str, hint: str) -> Problem:
 
 def version_problems(app: VersionedApp, loader: MigrationLoader) -> list[Problem]:
     """What is wrong with one app's ``version.txt`` (ids django_cd.E030-E036)."""
-    rewrite = f"Run: manage.py migrationversion --recreate {app.label}"
     leaves = leaf_names(loader, app.label)
+    version = read_version(app.version_path)
+    problems = _file_problems(app, version, leaves, disk_names(loader, app.label))
     if len(leaves) > 1:
-        return [
+        problems.append(
             _problem(
                 "E036",
                 app,
@@ -57,35 +58,30 @@ def version_problems(app: VersionedApp, loader: MigrationLoader) -> list[Problem
                 f"After a git merge, run: manage.py migrationversion --rebase {app.label} "
                 f"(when version.txt conflicted) or manage.py makemigrations --merge {app.label}.",
             )
-        ]
-    version = read_version(app.version_path)
-    where = f"{app.version_path}"
+        )
+    return problems
+
+
+def _file_problems(
+    app: VersionedApp, version: VersionFile, leaves: list[str], on_disk: set[str]
+) -> list[Problem]:
+    where = str(app.version_path)
+    rewrite = f"Run: manage.py migrationversion --recreate {app.label}"
     if version.status is Status.MISSING:
         create = "Run: manage.py migrationversion"
         return [_problem("E030", app, f"{where} does not exist.", create)]
     if version.status is Status.CONFLICT:
-        return [
-            _problem(
-                "E031",
-                app,
-                f"{where} has git conflict markers.",
-                f"Run: manage.py migrationversion --rebase {app.label}",
-            )
-        ]
+        rebase = f"Run: manage.py migrationversion --rebase {app.label}"
+        return [_problem("E031", app, f"{where} has git conflict markers.", rebase)]
     if version.status is Status.UNREADABLE:
         return [_problem("E033", app, f"{where} cannot be read: {version.detail}.", rewrite)]
     if version.status is Status.NOT_ONE_NAME:
-        return [
-            _problem(
-                "E032",
-                app,
-                f"{where} holds {len(version.lines)} lines; it must hold one migration name.",
-                rewrite,
-            )
-        ]
-    assert version.name is not None
+        held = f"{where} holds {len(version.lines)} lines; it must hold one migration name."
+        return [_problem("E032", app, held, rewrite)]
+    if len(leaves) != 1:
+        return []  # which leaf it should name is undecided until the graph is linear
     leaf = leaves[0]
-    if version.name not in disk_names(loader, app.label):
+    if version.name not in on_disk:
         return [
             _problem(
                 "E034",

@@ -13,10 +13,16 @@ from django.db.migrations import Migration
 from django.db.migrations.loader import MigrationLoader
 
 from django_cd.migration_version import update_versions
+from django_cd.migration_version.checks import tags_but_version_files
 
 
 class Command(makemigrations.Command):
     help = makemigrations.Command.help + " Keeps migrations/version.txt current."
+
+    @property
+    def requires_system_checks(self) -> list[str]:  # type: ignore[override]
+        # Every check but the version-file ones: this command is how they get fixed.
+        return tags_but_version_files()
 
     def handle(self, *app_labels: Any, **options: Any) -> None:
         self.touched_apps: set[str] = set()

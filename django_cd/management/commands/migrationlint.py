@@ -12,7 +12,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import DEFAULT_DB_ALIAS
 
-from django_cd.migration_version import MigrationVersionError, lint_plan
+from django_cd.migration_version import MigrationVersionError, lint_plan, plan_targets
 
 KINDS = ["irreversible", "backward-incompatible", "data-loss", "expand-contract", "locking"]
 
@@ -21,6 +21,8 @@ class Command(BaseCommand):
     help = "Lint the migrations that `migrate` would apply on a database."
 
     def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("app_label", nargs="?", help="Only the plan up to this app's leaf.")
+        parser.add_argument("migration_name", nargs="?", help="... or up to this migration.")
         parser.add_argument("--database", default=DEFAULT_DB_ALIAS)
         parser.add_argument(
             "--fail-on",
@@ -33,7 +35,8 @@ class Command(BaseCommand):
 
     def handle(self, **options: Any) -> None:
         try:
-            report = lint_plan(options["database"])
+            targets = plan_targets(options["app_label"], options["migration_name"])
+            report = lint_plan(options["database"], targets)
         except MigrationVersionError as error:
             raise CommandError(str(error)) from None
         if options["json"]:

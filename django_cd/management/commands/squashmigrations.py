@@ -7,10 +7,16 @@ from typing import Any
 from django.core.management.commands import squashmigrations
 
 from django_cd.migration_version import update_versions
+from django_cd.migration_version.checks import tags_but_version_files
 
 
 class Command(squashmigrations.Command):
     help = squashmigrations.Command.help + " Keeps migrations/version.txt current."
+
+    @property
+    def requires_system_checks(self) -> list[str]:  # type: ignore[override]
+        # Every check but the version-file ones: this command is how they get fixed.
+        return tags_but_version_files()
 
     def handle(self, **options: Any) -> None:
         super().handle(**options)
