@@ -71,8 +71,18 @@ class Plan:
         }
 
 
+def require_database(database: str) -> None:
+    """A clear error for a database alias that DATABASES does not define."""
+    known = list(connections)
+    if database not in known:
+        raise MigrationVersionError(
+            f"No database {database!r} in DATABASES. Use one of: {', '.join(known)}."
+        )
+
+
 def executor(database: str = DEFAULT_DB_ALIAS) -> MigrationExecutor:
     """A migration executor on ``database`` whose graph has one leaf per app."""
+    require_database(database)
     migration_executor = MigrationExecutor(connections[database])
     conflicts = migration_executor.loader.detect_conflicts()
     if conflicts:
@@ -140,6 +150,7 @@ class AppliedState:
 
 def applied_state(database: str = DEFAULT_DB_ALIAS) -> AppliedState:
     """What is applied on ``database`` now, for the release manifest."""
+    require_database(database)
     applied = MigrationExecutor(connections[database]).loader.applied_migrations
     return AppliedState(database, tuple(sorted(applied)))
 

@@ -30,6 +30,7 @@ from django_cd.migration_version.files import (
     write_version,
 )
 from django_cd.migration_version.firstparty import VersionedApp, is_site_package, require_app
+from django_cd.migration_version.plan import require_database
 from django_cd.migration_version.sourcefix import rename_references
 from django_cd.migration_version.versions import disk_names, load_graph
 
@@ -64,6 +65,12 @@ def rebase(
     """Resolve the conflicted ``version.txt`` of app ``label`` into a linear history."""
     app = require_app(label)
     version = read_version(app.version_path)
+    if version.status is Status.UNREADABLE:
+        raise MigrationVersionError(
+            f"{app.version_path} cannot be read ({version.detail}), so its conflict cannot be "
+            f"resolved. Restore it from git (git checkout --merge {app.version_path.name}) "
+            "and run the rebase again."
+        )
     if version.status is not Status.CONFLICT:
         state = f"it names {version.name!r}" if version.name else version.status.value
         raise MigrationVersionError(
@@ -146,6 +153,7 @@ def _chain(loader: MigrationLoader, label: str, keep: str, move: str) -> list[Ke
 
 
 def _refuse_applied(chain: list[Key], database: str, before: str) -> None:
+    require_database(database)
     connection = connections[database]
     name = connection.settings_dict.get("NAME")
     if connection.vendor == "sqlite" and name and not _sqlite_exists(str(name)):

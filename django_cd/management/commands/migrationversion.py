@@ -28,7 +28,9 @@ class Command(BaseCommand):
     requires_system_checks: list[str] = []  # --check reports the same problems itself
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("app_labels", nargs="*", help="Only these apps (default: all).")
+        parser.add_argument(
+            "args", metavar="app_label", nargs="*", help="Only these apps (default: all)."
+        )
         mode = parser.add_mutually_exclusive_group()
         mode.add_argument("--check", action="store_true", help="Exit 1 on any mismatch.")
         mode.add_argument(
@@ -85,14 +87,14 @@ class Command(BaseCommand):
 
     def _check(self, app_labels: tuple[str, ...], options: dict[str, Any]) -> None:
         problems = all_problems(app_labels)
-        data = {"problems": [p.__dict__ for p in problems]}
-        if options["json"]:
-            self.stdout.write(json.dumps(data, indent=2))
-        for problem in problems:
-            self.stderr.write(f"{problem.id}: {problem.msg}\n  HINT: {problem.hint}")
+        lines = [f"{p.id}: {p.msg}\n  HINT: {p.hint}" for p in problems]
+        self._emit(
+            options,
+            {"problems": [p.__dict__ for p in problems]},
+            lines or ["Every version.txt names its app's leaf."],
+        )
         if problems:
             raise CommandError(f"{len(problems)} version file problem(s).")
-        self._emit({**options, "json": False}, {}, ["Every version.txt names its app's leaf."])
 
     def _rebase(self, options: dict[str, Any]) -> None:
         result = rebase(
