@@ -27,6 +27,8 @@ from django_migration_linter.sql_analyser.analyser import (
 from django_cd.migration_version import rules
 from django_cd.migration_version.plan import Plan, Target, executor, pending_plan
 
+#: Finding kinds, most serious first.
+KINDS = ("irreversible", "backward-incompatible", "data-loss", "expand-contract", "locking")
 #: django-migration-linter codes and the kind of finding each is.
 SQL_KINDS = {
     "RENAME_TABLE": "backward-incompatible",
@@ -53,6 +55,8 @@ class Finding:
 
     app: str
     migration: str
+    #: The operation's position in the migration (0-based) and its description.
+    index: int
     operation: str
     kind: str
     code: str
@@ -88,11 +92,7 @@ class Report:
         where = f"{self.plan.database!r} ({self.vendor})"
         if not self.plan.steps:
             return f"Nothing to migrate on {where}."
-        counts = [
-            f"{len(self.of_kind(kind))} {kind}"
-            for kind in ("irreversible", "backward-incompatible", "data-loss", "expand-contract")
-            if self.of_kind(kind)
-        ]
+        counts = [f"{len(self.of_kind(kind))} {kind}" for kind in KINDS if self.of_kind(kind)]
         tail = "; ".join(counts) if counts else "no findings"
         return f"{len(self.plan)} migration(s) to apply on {where}: {self.verdict} ({tail})."
 
@@ -127,6 +127,9 @@ def lint_plan(database: str = DEFAULT_DB_ALIAS, targets: list[Target] | None = N
         notes += [note] if note else []
         findings += _migration_findings(loader, connection, migration, sql, created)
     findings += _expand_contract(forwards)
+    # In plan order, then operation order (expand-contract findings came last).
+    order = {(m.app_label, m.name): position for position, m in enumerate(forwards)}
+    findings.sort(key=lambda f: (order[(f.app, f.migration)], f.index))
     return Report(plan, connection.vendor, tuple(findings), tuple(notes))
 
 
@@ -159,7 +162,7 @@ def _migration_findings(
             triples += rules.schema_rules(op, migration.app_label, before, connection)
             triples += _sql_rules(analyser, op, sql[index] if sql is not None else [])
         found += [
-            Finding(migration.app_label, migration.name, op.describe(), kind, code, why)
+            Finding(migration.app_label, migration.name, index, op.describe(), kind, code, why)
             for kind, code, why in triples
         ]
     return found
@@ -170,10 +173,15 @@ def _sql_rules(analyser: Any, op: Any, statements: list[str]) -> list[rules.Rule
     triples: list[rules.Rule] = []
     errors, _ignored, warnings = analyse_sql_statements(analyser, statements)
     for issue in [*errors, *warnings]:
-        if isinstance(op, rules.COVERED) and issue.code in SCHEMA_CODES:
+        if rules.is_schema_operation(op) and issue.code in SCHEMA_CODES:
             continue
         kind = SQL_KINDS.get(issue.code, "backward-incompatible")
-        on = f" (table {issue.table})" if issue.table else ""
+        place = []
+        if issue.table:
+            place.append(f"table {issue.table}")
+        if issue.column:
+            place.append(f"column {issue.column}")
+        on = f" ({', '.join(place)})" if place else ""
         triples.append((kind, issue.code, f"SQL: {issue.message}{on}."))
     return triples
 
@@ -216,7 +224,7 @@ def _expand_contract(migrations: list[Migration]) -> list[Finding]:
     found = []
     split = "Split it over two deploys: expand first (add, write both), contract in a later one."
     for migration in migrations:
-        for op in migration.operations:
+        for index, op in enumerate(migration.operations):
             why = ""
             if (migration.app_label, rules.model_of(op) or "") in created:
                 continue  # a model new in this release has no old readers
@@ -234,6 +242,7 @@ def _expand_contract(migrations: list[Migration]) -> list[Finding]:
                     Finding(
                         migration.app_label,
                         migration.name,
+                        index,
                         op.describe(),
                         "expand-contract",
                         "EXPAND_CONTRACT",

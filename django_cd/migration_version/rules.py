@@ -180,16 +180,14 @@ def model_of(op: Operation) -> str | None:
     return None
 
 
-#: Operations whose schema meaning the rules above cover, so the SQL-level
-#: analysis of the same kind is not repeated for them (and SQLite's table
-#: rebuilds do not raise false alarms).
-COVERED = (
-    operations.AddField,
-    operations.RemoveField,
-    operations.AlterField,
-    operations.RenameField,
-    operations.CreateModel,
-    operations.DeleteModel,
-    operations.RenameModel,
-    operations.AlterModelTable,
-)
+def is_schema_operation(op: Operation) -> bool:
+    """Django's own schema operations: the rules above read their meaning.
+
+    For them the SQL-level schema codes are not repeated, and SQLite's table
+    rebuilds (copy, DROP TABLE, rename) do not read as drops. Raw SQL and
+    third-party operations keep the full SQL-level analysis.
+    """
+    special = (operations.RunSQL, operations.RunPython, operations.SeparateDatabaseAndState)
+    return type(op).__module__.startswith("django.db.migrations.operations") and not isinstance(
+        op, special
+    )
