@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from io import StringIO
 from pathlib import Path
 
@@ -171,3 +172,15 @@ def test_create_is_idempotent_and_json() -> None:
     call_command("migrationversion", "--check", "--json", stdout=out)
     assert json.loads(out.getvalue()) == {"problems": []}
     assert (TESTAPP_DIR / "version.txt").read_text() == "0001_initial\n"
+
+
+def test_every_version_check_id_is_documented_once_in_range() -> None:
+    package = Path(__file__).parent.parent / "django_cd" / "migration_version"
+    used = set()
+    for source in package.glob("*.py"):
+        used |= set(re.findall(r'"(?:django_cd\.)?(E0\d\d)"', source.read_text()))
+    doc = (Path(__file__).parent.parent / "docs" / "checks.md").read_text()
+    headings = re.findall(r"^## django_cd\.(E\d{3})", doc, re.MULTILINE)
+    assert len(headings) == len(set(headings)), "an id is documented twice"
+    assert sorted(used) == [f"E0{n}" for n in range(30, 39)]
+    assert used <= set(headings)
