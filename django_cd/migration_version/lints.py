@@ -17,8 +17,9 @@ from typing import Any
 from django.db import DEFAULT_DB_ALIAS, DatabaseError, NotSupportedError, connections
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.migrations import operations
-from django.db.migrations.loader import MigrationLoader
+from django.db.migrations.executor import MigrationExecutor
 from django.db.migrations.migration import Migration
+from django.db.migrations.state import ProjectState
 from django_migration_linter.sql_analyser.analyser import (
     analyse_sql_statements,
     get_sql_analyser_class,
@@ -112,7 +113,8 @@ class Report:
 def lint_plan(database: str = DEFAULT_DB_ALIAS, targets: list[Target] | None = None) -> Report:
     """Lint the migrations ``migrate`` would apply on ``database`` (to ``targets``)."""
     plan = pending_plan(database, targets)
-    loader = executor(database).loader
+    migration_executor = executor(database)
+    loader = migration_executor.loader
     connection = connections[database]
     findings: list[Finding] = []
     notes: list[str] = []
@@ -122,10 +124,19 @@ def lint_plan(database: str = DEFAULT_DB_ALIAS, targets: list[Target] | None = N
     # Models created earlier in the plan are unknown to the release still
     # serving: changing them cannot break it, and they hold no old data.
     created: set[tuple[str, str]] = set()
+    # States carried along the plan, as migrate does (rebuilding them from the
+    # graph for each migration is quadratic in the plan's length). The rules
+    # read model states only; the SQL needs rendered models, kept in their own
+    # state so that the rules never pay for re-rendering.
+    state = _applied_project_state(migration_executor)
+    sql_state: ProjectState | None = None
     for migration in forwards:
-        sql, note = _operation_sql(loader, connection, migration)
-        notes += [note] if note else []
-        findings += _migration_findings(loader, connection, migration, sql, created)
+        sql_state = sql_state or state.clone()
+        sql, note = _operation_sql(connection, migration, sql_state)
+        if sql is None:
+            sql_state = None  # half-advanced; rebuilt from the rules' state
+            notes.append(note)
+        findings += _migration_findings(connection, migration, state, sql, created)
     findings += _expand_contract(forwards)
     # In plan order, then operation order (expand-contract findings came last).
     order = {(m.app_label, m.name): position for position, m in enumerate(forwards)}
@@ -133,25 +144,38 @@ def lint_plan(database: str = DEFAULT_DB_ALIAS, targets: list[Target] | None = N
     return Report(plan, connection.vendor, tuple(findings), tuple(notes))
 
 
-def _states(loader: MigrationLoader, migration: Migration) -> Iterator[tuple[int, Any, Any]]:
-    """Each operation with the project state before it."""
-    state = loader.project_state((migration.app_label, migration.name), at_end=False)
+def _applied_project_state(migration_executor: MigrationExecutor) -> ProjectState:
+    """The project state of the applied migrations (what migrate starts from)."""
+    loader = migration_executor.loader
+    state = ProjectState(real_apps=loader.unmigrated_apps)
+    applied = {loader.graph.nodes[k] for k in loader.applied_migrations if k in loader.graph.nodes}
+    full_plan = migration_executor.migration_plan(loader.graph.leaf_nodes(), clean_start=True)
+    for migration, _backwards in full_plan:
+        if migration in applied:
+            migration.mutate_state(state, preserve=False)
+    return state
+
+
+def _states(
+    state: ProjectState, migration: Migration
+) -> Iterator[tuple[int, Any, ProjectState, ProjectState]]:
+    """Each operation with the project state before and after it; advances ``state``."""
     for index, op in enumerate(migration.operations):
         before = state.clone()
         op.state_forwards(migration.app_label, state)
-        yield index, op, before
+        yield index, op, before, state
 
 
 def _migration_findings(
-    loader: MigrationLoader,
     connection: BaseDatabaseWrapper,
     migration: Migration,
+    state: ProjectState,
     sql: list[list[str]] | None,
     created: set[tuple[str, str]],
 ) -> list[Finding]:
     analyser = get_sql_analyser_class(connection.vendor)
     found = []
-    for index, op, before in _states(loader, migration):
+    for index, op, before, _after in _states(state, migration):
         triples = rules.irreversible(op)
         model = (migration.app_label, rules.model_of(op) or "")
         if isinstance(op, operations.CreateModel):
@@ -187,16 +211,14 @@ def _sql_rules(analyser: Any, op: Any, statements: list[str]) -> list[rules.Rule
 
 
 def _operation_sql(
-    loader: MigrationLoader, connection: BaseDatabaseWrapper, migration: Migration
+    connection: BaseDatabaseWrapper, migration: Migration, state: ProjectState
 ) -> tuple[list[list[str]] | None, str]:
     """The SQL of each operation (None, and why, when it cannot be rendered here)."""
     per_operation: list[list[str]] = []
     try:
         with connection.schema_editor(collect_sql=True, atomic=migration.atomic) as editor:
-            for _index, op, before in _states(loader, migration):
+            for _index, op, before, after in _states(state, migration):
                 start, deferred = len(editor.collected_sql), list(editor.deferred_sql)
-                after = before.clone()
-                op.state_forwards(migration.app_label, after)
                 if op.reduces_to_sql:
                     op.database_forwards(migration.app_label, editor, before, after)
                 # Deferred SQL (indexes, foreign keys) runs at the end; it belongs
