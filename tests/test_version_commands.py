@@ -179,6 +179,19 @@ CONFLICT = "<<<<<<< HEAD\n0001_initial\n=======\n{incoming}\n>>>>>>> feature\n"
             "The current side of the conflict in {version} holds 0 lines, not one migration name.",
         ),
         (
+            ["--rebase", "books"],
+            b"<<<<<<< HEAD\n0002_other\n=======\n0003_joined\n>>>>>>> feature\n",
+            # Django's forwards plan visits 0002_mine2 first (a deterministic order).
+            "The migrations to renumber are not a straight chain: books.0002_mine depends on "
+            "0001_initial, not on 0002_mine2. Order these migrations by hand",
+        ),
+        (
+            ["--rebase", "books"],
+            b"<<<<<<< HEAD\n0002_other\n=======\nmine_unnumbered\n>>>>>>> feature\n",
+            "books.mine_unnumbered has no number prefix (such as 0003_), so it cannot be "
+            "renumbered. Rename it by hand.",
+        ),
+        (
             ["--rebase", "books", "--database", "nope"],
             b"<<<<<<< HEAD\n0002_other\n=======\n0002_mine\n>>>>>>> feature\n",
             "No database 'nope' in DATABASES. Use one of: default.",
@@ -191,8 +204,13 @@ def test_rebase_refusals_write_nothing(
     migrations = project.root / "books" / "migrations"
     if version is not None:
         (migrations / "version.txt").write_bytes(version)
-    for name in ("0002_other", "0002_mine"):
+    for name in ("0002_other", "0002_mine", "0002_mine2", "mine_unnumbered"):
         (migrations / f"{name}.py").write_text(EMPTY_MIGRATION)
+    (migrations / "0003_joined.py").write_text(
+        EMPTY_MIGRATION.replace(
+            "('books', '0001_initial')", "('books', '0002_mine'), ('books', '0002_mine2')"
+        )
+    )
     before = snapshot(project.root)
     result = project.manage("migrationversion", *args, check=False)
     assert result.returncode == 1

@@ -63,7 +63,7 @@ class Finding:
     code: str
     why: str
 
-    def to_dict(self) -> dict[str, str]:
+    def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
 
 

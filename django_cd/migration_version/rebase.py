@@ -141,10 +141,12 @@ def _chain(loader: MigrationLoader, label: str, keep: str, move: str) -> list[Ke
     for key in chain:
         parents = _in_app_parents(loader, key)
         if len(parents) != 1 or (previous is not None and parents[0] != previous):
+            names = ", ".join(p[1] for p in parents) or "none"
             raise MigrationVersionError(
-                f"{label}.{key[1]} depends on {len(parents)} migrations of the app "
-                f"({', '.join(p[1] for p in parents) or 'none'}); only a straight chain can "
-                "be renumbered. Order these migrations by hand."
+                f"The migrations to renumber are not a straight chain: {label}.{key[1]} "
+                f"depends on {names}"
+                + (f", not on {previous[1]}" if previous else "")
+                + ". Order these migrations by hand (or makemigrations --merge)."
             )
         previous = key
     if chain and _in_app_parents(loader, chain[0])[0] == (label, keep):

@@ -53,7 +53,10 @@ def irreversible(op: Operation) -> list[Rule]:
 def _db_type(field: Field[Any, Any], connection: BaseDatabaseWrapper) -> str | None:
     if field.is_relation:
         return None  # its column type follows the target model; not known unbound
-    return field.db_type(connection)
+    try:
+        return field.db_type(connection)
+    except (AttributeError, TypeError):
+        return None  # a custom field whose type needs its model: not comparable here
 
 
 def schema_rules(

@@ -12,7 +12,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import DEFAULT_DB_ALIAS
 
-from django_cd.migration_version import MigrationVersionError, lint_plan, plan_targets
+from django_cd.migration_version import MigrationVersionError, Report, lint_plan, plan_targets
 
 KINDS = ["irreversible", "backward-incompatible", "data-loss", "expand-contract", "locking"]
 
@@ -48,7 +48,7 @@ class Command(BaseCommand):
             kinds = ", ".join(options["fail_on"])
             raise CommandError(f"{len(failing)} finding(s) of kind {kinds}.")
 
-    def _print(self, report: Any, verbosity: int) -> None:
+    def _print(self, report: Report, verbosity: int) -> None:
         if verbosity >= 2:
             for step in report.plan.steps:
                 self.stdout.write(f"  {step.app}.{step.name}")
