@@ -82,21 +82,6 @@ def test_bad_content(tmp_path: Path, content: bytes, id_: str, msg: str) -> None
     ]
 
 
-def test_not_the_leaf(tmp_path: Path) -> None:
-    # A real second migration in a copy of testapp's migrations package.
-    (tmp_path / "version.txt").write_text("0001_initial\n")
-    graph = load_graph()
-    graph.graph.add_node(("testapp", "0002_more"), None)  # type: ignore[arg-type]
-    graph.graph.add_dependency(None, ("testapp", "0002_more"), ("testapp", "0001_initial"))
-    graph.disk_migrations[("testapp", "0002_more")] = None  # type: ignore[assignment]
-    [problem] = version_problems(VersionedApp("testapp", tmp_path), graph)
-    assert problem.id == "django_cd.E035"
-    assert problem.msg == (
-        f"testapp: {tmp_path / 'version.txt'} names '0001_initial', "
-        "but the leaf migration is '0002_more'."
-    )
-
-
 def test_first_party_setting() -> None:
     config = {"FIRST_PARTY_APPS": ["nosuch", "auth", "django_cd"]}
     with override_settings(DJANGO_CD=config):

@@ -133,6 +133,26 @@ def test_rebase_when_one_side_already_follows(project: MiniProject) -> None:
     assert project.version("books") == "0002_other\n"
 
 
+def test_migration_added_by_hand_is_not_the_leaf(project: MiniProject) -> None:
+    migrations = project.root / "books" / "migrations"
+    (migrations / "0002_by_hand.py").write_text(EMPTY_MIGRATION)
+    check = project.manage("migrationversion", "--check", check=False)
+    assert check.returncode == 1
+    assert check.stdout.splitlines() == [
+        f"django_cd.E035: books: {migrations / 'version.txt'} names '0001_initial', but the "
+        "leaf migration is '0002_by_hand'.",
+        "  HINT: Run: manage.py migrationversion --recreate books; if a branch added "
+        "'0002_by_hand' without updating version.txt, check that both branches' migrations "
+        "belong in this order.",
+    ]
+    migrate = project.manage("migrate", check=False)
+    assert migrate.returncode == 1
+    assert "django_cd.E035" in migrate.stderr
+    project.manage("migrationversion", "--recreate", "books")
+    assert project.version("books") == "0002_by_hand\n"
+    project.manage("migrate")
+
+
 CONFLICT = "<<<<<<< HEAD\n0001_initial\n=======\n{incoming}\n>>>>>>> feature\n"
 
 
