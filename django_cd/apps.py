@@ -20,4 +20,5 @@ class DjangoCDConfig(AppConfig):
 
     def ready(self) -> None:
         from django_cd import checks  # noqa: F401  (registers the system checks)
+        from django_cd.migration_version import checks as _version_checks  # noqa: F401
         from django_cd.testing import checks as testing_checks  # noqa: F401

@@ -9,18 +9,16 @@ module that fails to import is left to the test run, which reports it.
 from __future__ import annotations
 
 import re
-import site
-import sys
 from collections.abc import Iterator, Sequence
 from importlib import import_module
 from pathlib import Path
 from typing import Any
 
 from django.apps import AppConfig, apps
-from django.conf import settings
 from django.core.checks import CheckMessage, Error, register
 
 from django_cd import conf
+from django_cd.project import is_first_party
 from django_cd.testing import decorator
 
 #: Pipeline names travel in file names and comma-separated options.
@@ -65,25 +63,12 @@ def check_pipelines(
 
 def _import_test_modules(app_configs: Sequence[AppConfig] | None) -> None:
     for app_config in app_configs or apps.get_app_configs():
-        if _is_first_party(app_config):
+        if is_first_party(app_config):
             for module in _test_modules(app_config):
                 try:
                     import_module(module)
                 except Exception:
                     continue
-
-
-def _is_first_party(app_config: AppConfig) -> bool:
-    if app_config.label in conf.get_config()["FIRST_PARTY_APPS"]:
-        return True
-    base_dir = getattr(settings, "BASE_DIR", None)
-    if base_dir is None:
-        return False
-    path = Path(app_config.path).resolve()
-    installed = [Path(p).resolve() for p in [*site.getsitepackages(), sys.prefix]]
-    return path.is_relative_to(Path(base_dir).resolve()) and not any(
-        path.is_relative_to(root) for root in installed
-    )
 
 
 def _test_modules(app_config: AppConfig) -> Iterator[str]:
