@@ -8,8 +8,3 @@ class NoteForm(forms.ModelForm):
         model = Note
         fields = ["title", "body", "author", "pinned"]
 
-    def clean_title(self) -> str:
-        title = self.cleaned_data["title"].strip()
-        if not title:
-            raise forms.ValidationError("A note needs a title.")
-        return title
