@@ -7,4 +7,3 @@ class NoteForm(forms.ModelForm):
     class Meta:
         model = Note
         fields = ["title", "body", "author", "pinned"]
-
