@@ -1,0 +1,298 @@
+"""The app server of an environment: start, graceful reload, stop, status.
+
+Every server type offers the same interface, so the engine never asks which
+one it drives. ``gunicorn`` is owned by django-cd on a local host: started
+daemonized serving ``<root>/current``, pid file and logs in ``shared/``.
+"""
+
+from __future__ import annotations
+
+import json
+import posixpath
+import shlex
+import signal
+import time
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from django_cd.conf import Environment
+from django_cd.pipeline.errors import PipelineError, StepFailed
+from django_cd.pipeline.host import Host
+from django_cd.pipeline.layout import Layout
+from django_cd.pipeline.release import Release
+from django_cd.pipeline.smoke import wait_for_release
+
+DEFAULT_TIMEOUT = 30.0
+LOG_TAIL_LINES = 30
+
+
+@dataclass(frozen=True)
+class ServerStatus:
+    running: bool
+    pid: int | None
+    detail: str
+
+
+class AppServer(ABC):
+    """What the engine needs from an app server."""
+
+    def __init__(self, env: Environment, host: Host, layout: Layout) -> None:
+        self.env = env
+        self.host = host
+        self.layout = layout
+        self.timeout = float(env.server.get("timeout", DEFAULT_TIMEOUT))
+
+    @property
+    def url(self) -> str | None:
+        """Where the server itself answers (for reload checks); None if unknown."""
+        return self.env.url
+
+    @abstractmethod
+    def start(self, release: Release) -> str: ...
+
+    @abstractmethod
+    def reload(self, release: Release) -> str:
+        """Serve ``release`` (``current`` already points at it), without dropping requests."""
+
+    @abstractmethod
+    def stop(self) -> str: ...
+
+    @abstractmethod
+    def status(self) -> ServerStatus: ...
+
+
+class NoServer(AppServer):
+    """``{"type": "none"}``: something else serves ``current``."""
+
+    def start(self, release: Release) -> str:
+        return "no app server is managed (server type none)"
+
+    reload = start
+
+    def stop(self) -> str:
+        return self.start(None)  # type: ignore[arg-type]
+
+    def status(self) -> ServerStatus:
+        return ServerStatus(False, None, "not managed (server type none)")
+
+
+class CommandServer(AppServer):
+    """``{"type": "command", "reload": "sudo systemctl reload app", ...}``."""
+
+    def _run(self, key: str, release: Release | None) -> str:
+        command = self.env.server.get(key)
+        if not command:
+            return f"no {key!r} command configured"
+        env = release.process_env() if release else None
+        result = self.host.run(shlex.split(command), env=env, timeout=self.timeout)
+        if not result.ok:
+            raise StepFailed(
+                key,
+                f"The server's {key} command failed (exit {result.returncode}).",
+                result.output,
+            )
+        if release is not None and self.url:
+            answer = wait_for_release(self.url, release.id, self.timeout)
+            if answer is None or answer.release != release.id:
+                raise StepFailed(
+                    "reload", f"After {command!r}, {self.url} does not serve {release.id}."
+                )
+        return result.output.strip() or f"ran {command!r}"
+
+    def start(self, release: Release) -> str:
+        return self._run("start", release)
+
+    def reload(self, release: Release) -> str:
+        return self._run("reload", release)
+
+    def stop(self) -> str:
+        return self._run("stop", None)
+
+    def status(self) -> ServerStatus:
+        return ServerStatus(False, None, "unknown (server type command)")
+
+
+class GunicornServer(AppServer):
+    """A gunicorn master that django-cd starts, HUPs and stops."""
+
+    @property
+    def state_file(self) -> str:
+        return posixpath.join(self.layout.run_dir, "gunicorn.json")
+
+    @property
+    def log_file(self) -> str:
+        return posixpath.join(self.layout.logs, "gunicorn.log")
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.env.server.get('bind')}/"
+
+    def _state(self) -> dict[str, Any] | None:
+        if not self.host.exists(self.state_file):
+            return None
+        state: dict[str, Any] = json.loads(self.host.read_text(self.state_file))
+        return state
+
+    def _running_pid(self) -> int | None:
+        state = self._state()
+        if state and self.host.pid_alive(int(state["pid"])):
+            return int(state["pid"])
+        return None
+
+    def status(self) -> ServerStatus:
+        state = self._state()
+        pid = self._running_pid()
+        if pid is None or state is None:
+            return ServerStatus(False, None, "stopped")
+        return ServerStatus(
+            True,
+            pid,
+            f"running, pid {pid}, on {self.env.server.get('bind')}, since {state['since']}",
+        )
+
+    def _venv_of(self, release: Release) -> str:
+        link = self.host.readlink(release.venv)
+        if link is None:
+            raise PipelineError(f"Release {release.id} has no virtualenv; deploy it again.")
+        return posixpath.basename(link.rstrip("/"))
+
+    def _argv(self, release: Release, pidfile: str) -> list[str]:
+        options = self.env.server
+        wsgi = str(options.get("wsgi"))
+        if ":" not in wsgi:
+            wsgi += ":application"
+        manage_dir = posixpath.dirname(self.env.manage)
+        # --chdir through ``current``: after a switch, HUP makes new workers
+        # import the new release. --reuse-port lets a second master (a new
+        # virtualenv) bind the same address while the first one drains.
+        argv = [
+            posixpath.join(self.layout.venvs, self._venv_of(release), "bin", "gunicorn"),
+            "--daemon",
+            "--pid", pidfile,
+            "--bind", str(options.get("bind")),
+            "--workers", str(options.get("workers", 2)),
+            "--chdir", posixpath.join(self.layout.current, manage_dir),
+            "--reuse-port",
+            "--graceful-timeout", str(int(self.timeout)),
+            "--error-logfile", self.log_file,
+            "--capture-output",
+            "--name", f"django-cd-{self.env.name}",
+        ]  # fmt: skip
+        argv += shlex.split(str(options.get("args", "")))
+        return [*argv, wsgi]
+
+    def _launch(self, release: Release) -> int:
+        self.host.makedirs(self.layout.run_dir)
+        self.host.makedirs(self.layout.logs)
+        pidfile = posixpath.join(self.layout.run_dir, f"gunicorn-{time.time_ns()}.pid")
+        result = self.host.run(
+            self._argv(release, pidfile),
+            cwd=self.layout.root,
+            env=release.process_env(),
+            timeout=self.timeout,
+        )
+        if not result.ok:
+            raise StepFailed("reload", "gunicorn did not start.", result.output + self._log_tail())
+        deadline = time.monotonic() + self.timeout
+        while time.monotonic() < deadline:
+            if self.host.exists(pidfile):
+                text = self.host.read_text(pidfile).strip()
+                if text.isdigit() and self.host.pid_alive(int(text)):
+                    return int(text)
+            time.sleep(0.05)
+        raise StepFailed("reload", "gunicorn did not start (no pid file).", self._log_tail())
+
+    def _save_state(self, pid: int, release: Release) -> None:
+        state = {
+            "pid": pid,
+            "venv": self._venv_of(release),
+            "bind": self.env.server.get("bind"),
+            "since": datetime.now(UTC).isoformat(timespec="seconds"),
+        }
+        self.host.write_text(self.state_file, json.dumps(state) + "\n")
+
+    def _wait_serving(self, release: Release, pid: int, action: str) -> None:
+        answer = wait_for_release(
+            self.url, release.id, self.timeout, alive=lambda: self.host.pid_alive(pid)
+        )
+        if answer is not None and answer.release == release.id:
+            return
+        why = "stopped" if not self.host.pid_alive(pid) else f"does not serve {release.id}"
+        raise StepFailed(
+            "reload",
+            f"gunicorn {why} after {action} (waited up to {self.timeout:.0f} s).",
+            self._log_tail(),
+        )
+
+    def start(self, release: Release) -> str:
+        if self._running_pid() is not None:
+            return self.status().detail
+        pid = self._launch(release)
+        self._save_state(pid, release)
+        self._wait_serving(release, pid, "start")
+        return f"started gunicorn (pid {pid}) on {self.env.server.get('bind')}"
+
+    def reload(self, release: Release) -> str:
+        state, pid = self._state(), self._running_pid()
+        if pid is None or state is None:
+            return self.start(release)
+        if state.get("venv") == self._venv_of(release):
+            self.host.signal(pid, signal.SIGHUP)
+            self._wait_serving(release, pid, "HUP")
+            return f"HUP to gunicorn (pid {pid}): new workers serve {release.id}"
+        # A new virtualenv cannot be loaded by the running master: start a second
+        # master on the same address, then let the old one finish its requests.
+        new_pid = self._launch(release)
+        try:
+            self._wait_serving(release, new_pid, "start of a new master")
+        except StepFailed:
+            self._terminate(new_pid)
+            raise
+        self._terminate(pid)
+        self._save_state(new_pid, release)
+        return f"new gunicorn master (pid {new_pid}) for the new virtualenv; pid {pid} stopped"
+
+    def stop(self) -> str:
+        pid = self._running_pid()
+        if pid is None:
+            self.host.remove(self.state_file)
+            return "gunicorn was not running"
+        self._terminate(pid)
+        self.host.remove(self.state_file)
+        return f"stopped gunicorn (pid {pid})"
+
+    def _terminate(self, pid: int) -> None:
+        # TERM is gunicorn's graceful shutdown: workers finish their requests.
+        self.host.signal(pid, signal.SIGTERM)
+        deadline = time.monotonic() + self.timeout + 5
+        while time.monotonic() < deadline and self.host.pid_alive(pid):
+            time.sleep(0.05)
+        if self.host.pid_alive(pid):
+            self.host.signal(pid, signal.SIGKILL)
+
+    def _log_tail(self) -> str:
+        if not self.host.exists(self.log_file):
+            return ""
+        lines = self.host.read_text(self.log_file).splitlines()[-LOG_TAIL_LINES:]
+        return "\n" + "\n".join(lines)
+
+
+SERVER_TYPES: dict[str, type[AppServer]] = {
+    "none": NoServer,
+    "command": CommandServer,
+    "gunicorn": GunicornServer,
+}
+
+
+def server_for(env: Environment, host: Host, layout: Layout) -> AppServer:
+    """The app server of ``env`` on ``host``."""
+    try:
+        server_class = SERVER_TYPES[env.server.type]
+    except KeyError:
+        raise PipelineError(
+            f"Server type {env.server.type!r} is not supported yet by the deploy engine. "
+            f"Use one of {', '.join(SERVER_TYPES)}."
+        ) from None
+    return server_class(env, host, layout)
