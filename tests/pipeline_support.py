@@ -134,3 +134,65 @@ class Project:
     def stop_servers(self) -> None:
         for env in self.ports:
             self.manage("server", "stop", f"--env={env}", timeout=60)
+
+
+def django_cd_config(project: Project) -> dict[str, Any]:
+    """The project's DJANGO_CD, for deploying in-process with override_settings."""
+    namespace: dict[str, Any] = {}
+    source = (project.repo / "settings" / "cdtest.py").read_text()
+    exec(source.replace("from .dev import *", ""), namespace)
+    return {**namespace["DJANGO_CD"], "REPOSITORY": str(project.repo)}
+
+
+def branch_with(project: Project, name: str, base: str, files: dict[str, str]) -> str:
+    """Commit ``files`` (path -> content) on branch ``name`` from ``base``; back to main."""
+    git(project.repo, "checkout", "-q", "-B", name, base)
+    for path, content in files.items():
+        target = project.repo / path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(content)
+    sha = commit_all(project.repo, f"Break: {name}")
+    git(project.repo, "checkout", "-q", "main")
+    return sha
+
+
+def db_snapshot(db: Path) -> dict[str, Any]:
+    """The schema, applied migrations and notes of a SQLite database.
+
+    django_cd_deployment is left out: deploys mirror their history there.
+    """
+    import sqlite3
+
+    with sqlite3.connect(db) as connection:
+        schema = connection.execute(
+            "SELECT name, sql FROM sqlite_master WHERE name NOT LIKE 'django_cd_deployment%' "
+            "ORDER BY name"
+        ).fetchall()
+        applied = connection.execute(
+            "SELECT app, name FROM django_migrations ORDER BY app, name"
+        ).fetchall()
+        notes = connection.execute("SELECT * FROM notes_note ORDER BY id").fetchall()
+    return {"schema": schema, "migrations": applied, "notes": notes}
+
+
+def get(url: str, path: str = "") -> tuple[int, str | None, str]:
+    """GET once: status, X-Release header, body."""
+    import urllib.error
+    import urllib.request
+
+    request = urllib.request.Request(url + path, headers={"X-Forwarded-Proto": "https"})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, response.headers.get("X-Release"), response.read().decode()
+    except urllib.error.HTTPError as error:
+        return error.code, error.headers.get("X-Release"), error.read().decode()
+
+
+def history(project: Project, env: str = "staging") -> list[dict[str, Any]]:
+    path = project.root(env) / "history.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def current(project: Project, env: str = "staging") -> str | None:
+    link = project.root(env) / "current"
+    return os.path.basename(os.readlink(link)) if link.is_symlink() else None
