@@ -53,7 +53,7 @@ def summary(command: BaseCommand, outcome: Outcome) -> None:
         extra = f", tagged {outcome.tag}" if outcome.tag else ""
         command.stdout.write(
             command.style.SUCCESS(
-                f"{what.capitalize()} succeeded in {outcome.seconds:.1f} s{extra}."
+                f"{what[0].upper()}{what[1:]} succeeded in {outcome.seconds:.1f} s{extra}."
             )
         )
         if outcome.url:
