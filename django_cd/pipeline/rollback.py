@@ -73,6 +73,7 @@ class Rollback:
     def run(self) -> Outcome:
         started = time.monotonic()
         outcome = self.outcome
+        self.choose()  # refuse before touching anything, not even the lock
         lock = Lock(
             self.host,
             self.layout.lock,
