@@ -148,9 +148,8 @@ def main() -> int:
         started = time.monotonic()
         manage("rollback", "--env=staging")
         expect_title("staging", OLD_TITLE)
-        print(
-            f"  the old release answered {time.monotonic() - started:.1f} s after the command started"
-        )
+        seconds = time.monotonic() - started
+        print(f"  the old release answered {seconds:.1f} s after the command started")
         manage("releases", "--env=staging")
 
         stage("7. Deploy to live (backup always, HTTPS only behind a proxy)")
