@@ -521,17 +521,4 @@ def _validate_deploy_options(config: Mapping[str, Any]) -> list[Problem]:
                     "Set it to False for environments such as live.",
                 )
             )
-        server = env.get("server")
-        if isinstance(server, Mapping) and server.get("type") == "gunicorn":
-            bind, wsgi = server.get("bind"), server.get("wsgi")
-            if not (isinstance(bind, str) and ":" in bind and isinstance(wsgi, str) and wsgi):
-                problems.append(
-                    Problem(
-                        "django_cd.E052",
-                        f"Environment {name!r}: a gunicorn server needs 'bind' (host:port) "
-                        "and 'wsgi' (the WSGI module).",
-                        "E.g. {'type': 'gunicorn', 'bind': '127.0.0.1:8001', "
-                        "'wsgi': 'myproject.wsgi'}.",
-                    )
-                )
     return problems

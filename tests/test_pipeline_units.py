@@ -275,8 +275,6 @@ def test_deploy_checks() -> None:
     env = {"settings": "settings.staging", "root": "/srv/app/staging"}
     assert check_ids({"LOCK_TIMEOUT": 0}) == ["django_cd.E050"]
     assert check_ids({"ENVIRONMENTS": {"s": {**env, "allow_dirty": "no"}}}) == ["django_cd.E051"]
-    no_bind = {**env, "server": {"type": "gunicorn", "wsgi": "app.wsgi"}}
-    assert check_ids({"ENVIRONMENTS": {"s": no_bind}}) == ["django_cd.E052"]
     good = {**env, "server": {"type": "gunicorn", "wsgi": "app.wsgi", "bind": "127.0.0.1:8000"}}
     assert check_ids({"ENVIRONMENTS": {"s": good}, "LOCK_TIMEOUT": 600}) == []
 

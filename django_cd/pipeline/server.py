@@ -160,6 +160,12 @@ class GunicornServer(AppServer):
 
     def _argv(self, release: Release, pidfile: str) -> list[str]:
         options = self.env.server
+        if not options.get("bind") or not options.get("wsgi"):
+            raise PipelineError(
+                f"Environment {self.env.name!r}: django-cd starts gunicorn itself, so its "
+                "server needs 'bind' (host:port) and 'wsgi' (the WSGI module), e.g. "
+                "{'type': 'gunicorn', 'bind': '127.0.0.1:8001', 'wsgi': 'myproject.wsgi'}."
+            )
         wsgi = str(options.get("wsgi"))
         if ":" not in wsgi:
             wsgi += ":application"
