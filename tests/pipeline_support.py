@@ -41,7 +41,10 @@ def commit_all(repo: Path, message: str) -> str:
 class Project:
     """A scratch git repository of the sample project with its own deploy roots."""
 
-    def __init__(self, base: Path, envs: tuple[str, ...] = ("staging",)) -> None:
+    def __init__(
+        self, base: Path, envs: tuple[str, ...] = ("staging",), server: str = "gunicorn"
+    ) -> None:
+        self.server = server
         self.repo = base / "repo"
         self.deploy_dir = base / "deploy"
         self.ports = {name: free_port() for name in envs}
@@ -49,6 +52,9 @@ class Project:
         for part in PROJECT_PARTS:
             shutil.copytree(REPO_ROOT / part, self.repo / part, ignore=IGNORE)
         self._write_settings()
+        if server == "uwsgi":
+            requirements = self.repo / "sampleproject" / "requirements.txt"
+            requirements.write_text(requirements.read_text() + "pyuwsgi>=2.0\n")
         (self.repo / ".gitignore").write_text("__pycache__/\n*.pyc\nvar/\n")
         git(self.repo, "init", "-q", "-b", "main")
         git(self.repo, "config", "user.name", "Dee Ployer")
@@ -72,7 +78,7 @@ class Project:
                 "requirements": "sampleproject/requirements.txt",
                 "urls": [self.url(name)],
                 "server": {
-                    "type": "gunicorn",
+                    "type": self.server,
                     "bind": f"127.0.0.1:{port}",
                     "wsgi": "notesboard.wsgi",
                     "workers": 1,

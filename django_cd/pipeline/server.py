@@ -1,8 +1,8 @@
 """The app server of an environment: start, graceful reload, stop, status.
 
 Every server type offers the same interface, so the engine never asks which
-one it drives. ``gunicorn`` is owned by django-cd on a local host: started
-daemonized serving ``<root>/current``, pid file and logs in ``shared/``.
+one it drives. ``gunicorn`` and ``uwsgi`` are owned by django-cd on a local
+host: started daemonized serving ``<root>/current``, pid file and logs in ``shared/``.
 """
 
 from __future__ import annotations
@@ -114,20 +114,40 @@ class CommandServer(AppServer):
         return ServerStatus(False, None, "unknown (server type command)")
 
 
-class GunicornServer(AppServer):
-    """A gunicorn master that django-cd starts, HUPs and stops."""
+class ManagedServer(AppServer):
+    """An app server django-cd starts itself: a daemonized master with a pid file.
+
+    The state file in ``shared/run/`` names the running master and the
+    virtualenv it runs from. A reload is graceful within one virtualenv; a
+    new virtualenv gets a second master on the same address (``reuse-port``),
+    and the old one stops gracefully once the new one answers.
+    """
+
+    name = "server"
 
     @property
     def state_file(self) -> str:
-        return posixpath.join(self.layout.run_dir, "gunicorn.json")
+        return posixpath.join(self.layout.run_dir, f"{self.name}.json")
 
     @property
     def log_file(self) -> str:
-        return posixpath.join(self.layout.logs, "gunicorn.log")
+        return posixpath.join(self.layout.logs, f"{self.name}.log")
 
     @property
     def url(self) -> str:
         return f"http://{self.env.server.get('bind')}/"
+
+    @abstractmethod
+    def _argv(self, release: Release, run: dict[str, str]) -> list[str]:
+        """The command that starts a daemonized master writing ``run["pidfile"]``."""
+
+    @abstractmethod
+    def _graceful_reload(self, state: dict[str, Any]) -> str:
+        """Ask the running master for new workers on the code ``current`` points at."""
+
+    @abstractmethod
+    def _terminate_signal(self) -> int:
+        """The signal that stops a master gracefully."""
 
     def _state(self) -> dict[str, Any] | None:
         if not self.host.exists(self.state_file):
@@ -146,11 +166,8 @@ class GunicornServer(AppServer):
         pid = self._running_pid()
         if pid is None or state is None:
             return ServerStatus(False, None, "stopped")
-        return ServerStatus(
-            True,
-            pid,
-            f"running, pid {pid}, on {self.env.server.get('bind')}, since {state['since']}",
-        )
+        bind = self.env.server.get("bind")
+        return ServerStatus(True, pid, f"running, pid {pid}, on {bind}, since {state['since']}")
 
     def _venv_of(self, release: Release) -> str:
         link = self.host.readlink(release.venv)
@@ -158,65 +175,52 @@ class GunicornServer(AppServer):
             raise PipelineError(f"Release {release.id} has no virtualenv; deploy it again.")
         return posixpath.basename(link.rstrip("/"))
 
-    def _argv(self, release: Release, pidfile: str) -> list[str]:
+    def _check_options(self) -> None:
         options = self.env.server
         if not options.get("bind") or not options.get("wsgi"):
             raise PipelineError(
-                f"Environment {self.env.name!r}: django-cd starts gunicorn itself, so its "
+                f"Environment {self.env.name!r}: django-cd starts {self.name} itself, so its "
                 "server needs 'bind' (host:port) and 'wsgi' (the WSGI module), e.g. "
-                "{'type': 'gunicorn', 'bind': '127.0.0.1:8001', 'wsgi': 'myproject.wsgi'}."
+                f"{{'type': '{self.name}', 'bind': '127.0.0.1:8001', 'wsgi': 'myproject.wsgi'}}."
             )
-        wsgi = str(options.get("wsgi"))
-        if ":" not in wsgi:
-            wsgi += ":application"
-        manage_dir = posixpath.dirname(self.env.manage)
-        # --chdir through ``current``: after a switch, HUP makes new workers
-        # import the new release. --reuse-port lets a second master (a new
-        # virtualenv) bind the same address while the first one drains.
-        argv = [
-            posixpath.join(self.layout.venvs, self._venv_of(release), "bin", "gunicorn"),
-            "--daemon",
-            "--pid", pidfile,
-            "--bind", str(options.get("bind")),
-            "--workers", str(options.get("workers", 2)),
-            "--chdir", posixpath.join(self.layout.current, manage_dir),
-            "--reuse-port",
-            "--graceful-timeout", str(int(self.timeout)),
-            "--error-logfile", self.log_file,
-            "--capture-output",
-            "--name", f"django-cd-{self.env.name}",
-        ]  # fmt: skip
-        argv += shlex.split(str(options.get("args", "")))
-        return [*argv, wsgi]
 
-    def _launch(self, release: Release) -> int:
+    def _launch(self, release: Release) -> dict[str, Any]:
+        self._check_options()
         self.host.makedirs(self.layout.run_dir)
         self.host.makedirs(self.layout.logs)
-        pidfile = posixpath.join(self.layout.run_dir, f"gunicorn-{time.time_ns()}.pid")
+        stamp = str(time.time_ns())
+        run = {"pidfile": posixpath.join(self.layout.run_dir, f"{self.name}-{stamp}.pid")}
+        run.update(self._run_files(stamp))
         result = self.host.run(
-            self._argv(release, pidfile),
+            self._argv(release, run),
             cwd=self.layout.root,
             env=release.process_env(),
             timeout=self.timeout,
         )
         if not result.ok:
-            raise StepFailed("reload", "gunicorn did not start.", result.output + self._log_tail())
+            raise StepFailed(
+                "reload", f"{self.name} did not start.", result.output + self._log_tail()
+            )
         deadline = time.monotonic() + self.timeout
         while time.monotonic() < deadline:
-            if self.host.exists(pidfile):
-                text = self.host.read_text(pidfile).strip()
+            if self.host.exists(run["pidfile"]):
+                text = self.host.read_text(run["pidfile"]).strip()
                 if text.isdigit() and self.host.pid_alive(int(text)):
-                    return int(text)
+                    return {
+                        **run,
+                        "pid": int(text),
+                        "venv": self._venv_of(release),
+                        "bind": self.env.server.get("bind"),
+                        "since": datetime.now(UTC).isoformat(timespec="seconds"),
+                    }
             time.sleep(0.05)
-        raise StepFailed("reload", "gunicorn did not start (no pid file).", self._log_tail())
+        raise StepFailed("reload", f"{self.name} did not start (no pid file).", self._log_tail())
 
-    def _save_state(self, pid: int, release: Release) -> None:
-        state = {
-            "pid": pid,
-            "venv": self._venv_of(release),
-            "bind": self.env.server.get("bind"),
-            "since": datetime.now(UTC).isoformat(timespec="seconds"),
-        }
+    def _run_files(self, stamp: str) -> dict[str, str]:
+        """Extra per-master files (a uWSGI FIFO); none by default."""
+        return {}
+
+    def _save_state(self, state: dict[str, Any]) -> None:
         self.host.write_text(self.state_file, json.dumps(state) + "\n")
 
     def _wait_serving(self, release: Release, pid: int, action: str) -> None:
@@ -228,50 +232,51 @@ class GunicornServer(AppServer):
         why = "stopped" if not self.host.pid_alive(pid) else f"does not serve {release.id}"
         raise StepFailed(
             "reload",
-            f"gunicorn {why} after {action} (waited up to {self.timeout:.0f} s).",
+            f"{self.name} {why} after {action} (waited up to {self.timeout:.0f} s).",
             self._log_tail(),
         )
 
     def start(self, release: Release) -> str:
         if self._running_pid() is not None:
             return self.status().detail
-        pid = self._launch(release)
-        self._save_state(pid, release)
-        self._wait_serving(release, pid, "start")
-        return f"started gunicorn (pid {pid}) on {self.env.server.get('bind')}"
+        state = self._launch(release)
+        self._save_state(state)
+        self._wait_serving(release, state["pid"], "start")
+        return f"started {self.name} (pid {state['pid']}) on {self.env.server.get('bind')}"
 
     def reload(self, release: Release) -> str:
         state, pid = self._state(), self._running_pid()
         if pid is None or state is None:
             return self.start(release)
         if state.get("venv") == self._venv_of(release):
-            self.host.signal(pid, signal.SIGHUP)
-            self._wait_serving(release, pid, "HUP")
-            return f"HUP to gunicorn (pid {pid}): new workers serve {release.id}"
+            action = self._graceful_reload(state)
+            self._wait_serving(release, pid, action)
+            return f"{action} to {self.name} (pid {pid}): new workers serve {release.id}"
         # A new virtualenv cannot be loaded by the running master: start a second
         # master on the same address, then let the old one finish its requests.
-        new_pid = self._launch(release)
+        new = self._launch(release)
         try:
-            self._wait_serving(release, new_pid, "start of a new master")
+            self._wait_serving(release, new["pid"], "start of a new master")
         except StepFailed:
-            self._terminate(new_pid)
+            self._terminate(new["pid"])
             raise
         self._terminate(pid)
-        self._save_state(new_pid, release)
-        return f"new gunicorn master (pid {new_pid}) for the new virtualenv; pid {pid} stopped"
+        self._save_state(new)
+        return (
+            f"new {self.name} master (pid {new['pid']}) for the new virtualenv; pid {pid} stopped"
+        )
 
     def stop(self) -> str:
         pid = self._running_pid()
         if pid is None:
             self.host.remove(self.state_file)
-            return "gunicorn was not running"
+            return f"{self.name} was not running"
         self._terminate(pid)
         self.host.remove(self.state_file)
-        return f"stopped gunicorn (pid {pid})"
+        return f"stopped {self.name} (pid {pid})"
 
     def _terminate(self, pid: int) -> None:
-        # TERM is gunicorn's graceful shutdown: workers finish their requests.
-        self.host.signal(pid, signal.SIGTERM)
+        self.host.signal(pid, self._terminate_signal())
         deadline = time.monotonic() + self.timeout + 5
         while time.monotonic() < deadline and self.host.pid_alive(pid):
             time.sleep(0.05)
@@ -284,11 +289,107 @@ class GunicornServer(AppServer):
         lines = self.host.read_text(self.log_file).splitlines()[-LOG_TAIL_LINES:]
         return "\n" + "\n".join(lines)
 
+    def _code_dir(self) -> str:
+        """Where the WSGI module imports from, through ``current``."""
+        return posixpath.join(self.layout.current, posixpath.dirname(self.env.manage))
+
+    def _wsgi(self) -> str:
+        wsgi = str(self.env.server.get("wsgi"))
+        return wsgi if ":" in wsgi else wsgi + ":application"
+
+
+class GunicornServer(ManagedServer):
+    """gunicorn: ``HUP`` starts new workers that import the new ``current``."""
+
+    name = "gunicorn"
+
+    def _argv(self, release: Release, run: dict[str, str]) -> list[str]:
+        options = self.env.server
+        # --chdir through ``current``: after a switch, HUP makes new workers
+        # import the new release.
+        argv = [
+            posixpath.join(self.layout.venvs, self._venv_of(release), "bin", "gunicorn"),
+            "--daemon",
+            "--pid", run["pidfile"],
+            "--bind", str(options.get("bind")),
+            "--workers", str(options.get("workers", 2)),
+            "--chdir", self._code_dir(),
+            "--reuse-port",
+            "--graceful-timeout", str(int(self.timeout)),
+            "--error-logfile", self.log_file,
+            "--capture-output",
+            "--name", f"django-cd-{self.env.name}",
+        ]  # fmt: skip
+        argv += shlex.split(str(options.get("args", "")))
+        return [*argv, self._wsgi()]
+
+    def _graceful_reload(self, state: dict[str, Any]) -> str:
+        self.host.signal(int(state["pid"]), signal.SIGHUP)
+        return "HUP"
+
+    def _terminate_signal(self) -> int:
+        return signal.SIGTERM  # gunicorn's graceful shutdown
+
+
+class UwsgiServer(ManagedServer):
+    """uWSGI: a chain reload through the master FIFO, one worker at a time.
+
+    ``--lazy-apps`` makes each worker import the application itself, from
+    ``--pythonpath`` through ``current``, so re-spawned workers run the new
+    release while the others keep serving.
+    """
+
+    name = "uwsgi"
+
+    def _run_files(self, stamp: str) -> dict[str, str]:
+        configured = self.env.server.get("fifo")
+        if configured and not self._state():
+            return {"fifo": str(configured)}
+        return {"fifo": posixpath.join(self.layout.run_dir, f"uwsgi-{stamp}.fifo")}
+
+    def _argv(self, release: Release, run: dict[str, str]) -> list[str]:
+        options = self.env.server
+        argv = [
+            posixpath.join(self.layout.venvs, self._venv_of(release), "bin", "uwsgi"),
+            "--master",
+            "--http-socket", str(options.get("bind")),
+            "--module", self._wsgi(),
+            "--pythonpath", self._code_dir(),
+            "--chdir", self._code_dir(),
+            "--processes", str(options.get("workers", 2)),
+            "--lazy-apps",
+            "--need-app",
+            "--die-on-term",
+            "--reuse-port",
+            "--master-fifo", run["fifo"],
+            "--pidfile", run["pidfile"],
+            "--daemonize", self.log_file,
+            "--procname-prefix", f"django-cd-{self.env.name} ",
+        ]  # fmt: skip
+        return argv + shlex.split(str(options.get("args", "")))
+
+    def _graceful_reload(self, state: dict[str, Any]) -> str:
+        fifo = str(state["fifo"])
+        # "c": chain reload. Written by a child so a master that stopped reading
+        # cannot block the deploy on a FIFO with no reader.
+        result = self.host.run(
+            ["sh", "-c", 'printf c > "$0"', fifo], timeout=min(self.timeout, 10.0)
+        )
+        if not result.ok:
+            raise StepFailed(
+                "reload", f"Writing to the uWSGI master FIFO {fifo} failed.", result.output
+            )
+        return "chain reload"
+
+    def _terminate_signal(self) -> int:
+        return signal.SIGTERM  # with --die-on-term: graceful shutdown
+
 
 SERVER_TYPES: dict[str, type[AppServer]] = {
     "none": NoServer,
     "command": CommandServer,
     "gunicorn": GunicornServer,
+    "uwsgi": UwsgiServer,
 }
 
 
