@@ -13,6 +13,7 @@ import shlex
 import signal
 import time
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -25,6 +26,7 @@ from django_cd.pipeline.release import Release
 from django_cd.pipeline.smoke import wait_for_release
 
 DEFAULT_TIMEOUT = 30.0
+RETRY_SECONDS = 2.0
 LOG_TAIL_LINES = 30
 
 
@@ -124,6 +126,8 @@ class ManagedServer(AppServer):
     """
 
     name = "server"
+    #: Whether asking for a reload again is harmless (it is re-sent while waiting).
+    reload_is_idempotent = False
 
     @property
     def state_file(self) -> str:
@@ -223,12 +227,22 @@ class ManagedServer(AppServer):
     def _save_state(self, state: dict[str, Any]) -> None:
         self.host.write_text(self.state_file, json.dumps(state) + "\n")
 
-    def _wait_serving(self, release: Release, pid: int, action: str) -> None:
-        answer = wait_for_release(
-            self.url, release.id, self.timeout, alive=lambda: self.host.pid_alive(pid)
-        )
-        if answer is not None and answer.release == release.id:
-            return
+    def _wait_serving(
+        self, release: Release, pid: int, action: str, again: Callable[[], object] | None = None
+    ) -> None:
+        """Wait until ``release`` answers; ``again`` re-asks a master that ignored us."""
+        deadline = time.monotonic() + self.timeout
+        answer = None
+        while time.monotonic() < deadline:
+            chunk = min(RETRY_SECONDS, deadline - time.monotonic()) if again else self.timeout
+            answer = wait_for_release(
+                self.url, release.id, max(chunk, 0.1), alive=lambda: self.host.pid_alive(pid)
+            )
+            if answer is not None and answer.release == release.id:
+                return
+            if not self.host.pid_alive(pid) or again is None:
+                break
+            again()
         why = "stopped" if not self.host.pid_alive(pid) else f"does not serve {release.id}"
         raise StepFailed(
             "reload",
@@ -250,7 +264,8 @@ class ManagedServer(AppServer):
             return self.start(release)
         if state.get("venv") == self._venv_of(release):
             action = self._graceful_reload(state)
-            self._wait_serving(release, pid, action)
+            again = (lambda: self._graceful_reload(state)) if self.reload_is_idempotent else None
+            self._wait_serving(release, pid, action, again)
             return f"{action} to {self.name} (pid {pid}): new workers serve {release.id}"
         # A new virtualenv cannot be loaded by the running master: start a second
         # master on the same address, then let the old one finish its requests.
@@ -340,6 +355,9 @@ class UwsgiServer(ManagedServer):
     """
 
     name = "uwsgi"
+    # A chain reload asked for while the previous one still finishes is ignored
+    # ("chain reload already running"): ask again until the new release answers.
+    reload_is_idempotent = True
 
     def _run_files(self, stamp: str) -> dict[str, str]:
         configured = self.env.server.get("fifo")
