@@ -344,3 +344,23 @@ def test_server_commands(project: Project, state: dict[str, Any]) -> None:
         f"on 127.0.0.1:{project.ports['staging']}\n"
     )
     assert get(project.url("staging"))[:2] == (200, state["v5"])
+
+
+def test_rollback_needs_the_files_not_the_database(
+    project: Project, state: dict[str, Any]
+) -> None:
+    import sqlite3
+
+    db = project.root("staging") / "shared" / "db.sqlite3"
+    with sqlite3.connect(db) as connection:
+        connection.execute("DROP TABLE django_cd_deployment")
+    # v4 and v5 are the same commit: a code-only rollback.
+    result = project.manage("rollback", "--env=staging", "--json", f"--to={state['v4']}")
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert data["status"] == "success"
+    assert data["release"] == current(project) == state["v4"]
+    [warning] = data["warnings"]
+    assert warning.startswith("The deployment was not mirrored into the database: ")
+    assert "no such table: django_cd_deployment" in warning
+    assert history(project)[-1]["status"] == "success"

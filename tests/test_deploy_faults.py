@@ -298,6 +298,40 @@ def test_new_release_answering_500_with_a_migration(
     assert [s["name"] for s in last["rollback_steps"]] == ["switch", "reload", "database", "check"]
 
 
+IRREVERSIBLE_MIGRATION = ADD_FIELD.replace(
+    "    operations = [",
+    "    operations = [\n        migrations.RunPython(lambda apps, schema_editor: None),",
+)
+
+
+def test_irreversible_migration_then_500_restores_the_backup(
+    project: Project, baseline: dict[str, Any]
+) -> None:
+    snapshot = db_snapshot(baseline["db"])
+    views = (project.repo / VIEWS).read_text()
+    broken = views.replace(
+        "class NoteListView(ListView):",
+        "class NoteListView(ListView):\n    def get(self, request):\n        1 / 0\n",
+    )
+    branch_with(
+        project,
+        "irreversible-500",
+        baseline["commit"],
+        {VIEWS: broken, f"{MIGRATIONS}/0003_note_colour.py": IRREVERSIBLE_MIGRATION},
+    )
+    error, _ = deploy_fails(project, env="staging", ref="irreversible-500")
+    release = history(project)[-1]["release"]
+    assert error.startswith("DEPLOY FAILED at step 'smoke': ")
+    assert f"  undo database: ok restored {release}.dump" in error
+    assert_unharmed(project, baseline, snapshot)
+    last = history(project)[-1]
+    assert (last["status"], last["failed_step"], last["backup"]) == (
+        "rolled_back",
+        "smoke",
+        str(project.root("staging") / "shared" / "backups" / f"{release}.dump"),
+    )
+
+
 def test_history_is_mirrored_in_the_database(project: Project, baseline: dict[str, Any]) -> None:
     import sqlite3
 
@@ -314,5 +348,6 @@ def test_history_is_mirrored_in_the_database(project: Project, baseline: dict[st
         ("deploy", "failed", "collectstatic"),
         ("deploy", "rolled_back", "reload"),
         ("deploy", "rolled_back", "smoke"),
+        ("deploy", "rolled_back", "smoke"),
     ]
-    assert len(history(project)) == 9
+    assert len(history(project)) == 10

@@ -339,3 +339,30 @@ def test_not_a_git_repository(tmp_path: Path) -> None:
         f"{tmp_path} is not inside a git repository. Deploys are made from git commits: "
         "set DJANGO_CD['REPOSITORY'] to your checkout."
     )
+
+
+def test_allow_dirty_is_refused_where_the_environment_says_so(tmp_path: Path) -> None:
+    from django_cd.pipeline import Deploy
+    from django_cd.pipeline.gitrepo import Repository
+
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    for args in (["init", "-q"], ["config", "user.email", "a@b"], ["config", "user.name", "A"]):
+        subprocess.run(["git", "-C", str(repo), *args], check=True)
+    (repo / "app.py").write_text("v1\n")
+    subprocess.run(["git", "-C", str(repo), "add", "-A"], check=True)
+    subprocess.run(["git", "-C", str(repo), "commit", "-qm", "v1"], check=True)
+    (repo / "app.py").write_text("v2\n")
+    live = environment(tmp_path / "live", allow_dirty=False)
+    deploy = Deploy(live, allow_dirty=True, repository=Repository(repo))
+    with pytest.raises(PipelineError) as raised:
+        deploy.resolve()
+    assert str(raised.value) == (
+        "Environment 'staging' refuses --allow-dirty (allow_dirty is False): "
+        "deploy from a clean checkout."
+    )
+    staging = environment(tmp_path / "staging")
+    commit = Deploy(staging, allow_dirty=True, repository=Repository(repo)).resolve()
+    assert len(commit) == 40
+    with pytest.raises(PipelineError, match=r"has uncommitted changes \(app.py\)"):
+        Deploy(staging, repository=Repository(repo)).resolve()

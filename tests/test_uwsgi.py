@@ -73,7 +73,7 @@ def test_failed_reload_is_rolled_back(project: Project, state: dict[str, Any]) -
         base,
         {"sampleproject/notesboard/wsgi.py": wsgi.read_text() + '\nraise ImportError("no app")\n'},
     )
-    code, data, stderr = project.deploy("staging", "--ref=bad-wsgi")
+    code, data, _ = project.deploy("staging", "--ref=bad-wsgi")
     assert code == 1
     assert data["status"] == "rolled_back"
     assert data["failed_step"] == "reload"
