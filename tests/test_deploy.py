@@ -309,7 +309,10 @@ def test_ctrl_c_undoes_and_frees_the_lock(project: Project, state: dict[str, Any
         if process.poll() is None:
             process.kill()
     assert process.returncode == 1, stdout + stderr
-    assert "CommandError: Deploy interrupted (Ctrl-C): undone as far as it had gone; " in stderr
+    assert (
+        "CommandError: Deploy interrupted (Ctrl-C or SIGTERM): undone as far as it had gone; "
+        in stderr
+    )
     assert not (project.root("staging") / ".lock").exists()
     assert current(project) == state["v5"]
     assert state["v5"] == releases_on_disk(project)[-1]
@@ -317,7 +320,33 @@ def test_ctrl_c_undoes_and_frees_the_lock(project: Project, state: dict[str, Any
     for new in {p.name for p in venvs.iterdir()} - known:
         assert not (venvs / new / ".django-cd-complete").exists()
     last = history(project)[-1]
-    assert (last["status"], last["error"]) == ("failed", "Interrupted (Ctrl-C).")
+    assert (last["status"], last["error"]) == ("failed", "Interrupted (Ctrl-C or SIGTERM).")
+
+
+def test_sigterm_undoes_like_ctrl_c(project: Project, state: dict[str, Any]) -> None:
+    before = releases_on_disk(project)
+    environ = {**os.environ, "DJANGO_SETTINGS_MODULE": "settings.cdtest"}
+    process = subprocess.Popen(
+        [sys.executable, str(project.repo / "sampleproject" / "manage.py"), "deploy",
+         "--env=staging"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=environ,
+    )  # fmt: skip
+    try:
+        lock = project.root("staging") / ".lock"
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not lock.exists():
+            time.sleep(0.01)
+        process.send_signal(signal.SIGTERM)  # a cancelled CI job
+        _, stderr = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 1
+    assert "CommandError: Deploy interrupted (Ctrl-C or SIGTERM)" in stderr
+    assert not (project.root("staging") / ".lock").exists()
+    assert releases_on_disk(project) == before
+    assert current(project) == state["v5"]
+    assert get(project.url("staging"))[:2] == (200, state["v5"])
 
 
 def test_old_releases_are_pruned(project: Project, state: dict[str, Any]) -> None:

@@ -23,6 +23,7 @@ from django_cd.pipeline import history, migrations, prune, smoke
 from django_cd.pipeline.errors import PipelineError, StepFailed
 from django_cd.pipeline.gitrepo import Repository
 from django_cd.pipeline.host import Host
+from django_cd.pipeline.interrupt import terminate_as_interrupt
 from django_cd.pipeline.layout import REVISION_FILE, new_release_id
 from django_cd.pipeline.lock import Lock
 from django_cd.pipeline.release import Release
@@ -147,9 +148,9 @@ class Deploy:
         )
         lock.acquire()
         try:
-            if lock.broken is not None:
-                self._record_broken_lock(lock)
-            self._run_locked(outcome)
+            with terminate_as_interrupt():
+                self.target.record_broken_lock(lock, history.deployer(self.repo.identity()))
+                self._run_locked(outcome)
         finally:
             lock.release()
             outcome.seconds = time.monotonic() - started
@@ -160,20 +161,6 @@ class Deploy:
         outcome.failed_step = "resolve"
         if self.host.exists(self.layout.root):
             history.append(self.host, self.layout, self._entry(outcome, None))
-
-    def _record_broken_lock(self, lock: Lock) -> None:
-        assert lock.broken is not None
-        history.append(
-            self.host,
-            self.layout,
-            {
-                "event": "lock_broken",
-                "env": self.env.name,
-                "at": history.now(),
-                "by": history.deployer(self.repo.identity()),
-                "stale_lock": lock.broken.describe(),
-            },
-        )
 
     def _run_locked(self, outcome: Outcome) -> None:
         assert outcome.commit is not None
@@ -286,7 +273,7 @@ class Deploy:
             outcome.error_output = error.output
         else:
             outcome.failed_step = outcome.steps[-1].name if outcome.steps else "upload"
-            outcome.error = "Interrupted (Ctrl-C)."
+            outcome.error = "Interrupted (Ctrl-C or SIGTERM)."
         undo = StepRunner(outcome.rollback_steps, self.on_step, runner.secrets)
         try:
             if state.switched:

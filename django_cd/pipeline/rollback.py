@@ -17,6 +17,7 @@ from django_cd import conf
 from django_cd.pipeline import history, migrations, smoke
 from django_cd.pipeline.errors import PipelineError, StepFailed
 from django_cd.pipeline.host import Host
+from django_cd.pipeline.interrupt import terminate_as_interrupt
 from django_cd.pipeline.lock import Lock
 from django_cd.pipeline.steps import Outcome, StepResult, StepRunner
 from django_cd.pipeline.target import Target
@@ -83,10 +84,12 @@ class Rollback:
         )
         lock.acquire()
         try:
-            current, target = self.choose()
-            outcome.previous, outcome.release = current, target
-            outcome.commit = self.layout.read_manifest(self.host, target).get("commit")
-            self._run_locked(outcome, current, target)
+            with terminate_as_interrupt():
+                self.target.record_broken_lock(lock, history.deployer())
+                current, target = self.choose()
+                outcome.previous, outcome.release = current, target
+                outcome.commit = self.layout.read_manifest(self.host, target).get("commit")
+                self._run_locked(outcome, current, target)
         finally:
             lock.release()
             outcome.seconds = time.monotonic() - started
@@ -115,7 +118,7 @@ class Rollback:
                     error.step, str(error), error.output,
                 )  # fmt: skip
             else:
-                outcome.error = "Interrupted (Ctrl-C)."
+                outcome.error = "Interrupted (Ctrl-C or SIGTERM)."
             if switched:
                 self._switch_back(outcome, runner, current)
             outcome.warnings += filter(None, [self.target.record(self._entry(outcome))])

@@ -15,6 +15,7 @@ from django_cd.pipeline import history
 from django_cd.pipeline.errors import StepFailed
 from django_cd.pipeline.host import Host, LocalHost
 from django_cd.pipeline.layout import Layout
+from django_cd.pipeline.lock import Lock
 from django_cd.pipeline.release import Release
 from django_cd.pipeline.secrets import secret_values
 from django_cd.pipeline.server import AppServer, server_for
@@ -76,6 +77,23 @@ class Target:
         if not result.ok:
             raise StepFailed(step, f"Restoring {path} (dbrestore) failed.", result.output)
         return f"restored {posixpath.basename(path)}"
+
+    def record_broken_lock(self, lock: Lock, who: dict[str, str]) -> None:
+        """History notes every stale lock that ``--break-lock`` broke."""
+        if lock.broken is None:
+            return
+        history.append(
+            self.host,
+            self.layout,
+            {
+                "event": "lock_broken",
+                "env": self.env.name,
+                "at": history.now(),
+                "by": who,
+                "stale_lock": lock.broken.describe(),
+                "for": lock.info.action,
+            },
+        )
 
     def record(self, entry: dict[str, Any]) -> str | None:
         """Write ``entry`` to history.jsonl, then mirror it into the target's database.

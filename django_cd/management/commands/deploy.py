@@ -58,7 +58,8 @@ class Command(BaseCommand):
             raise CommandError(str(error)) from None
         except KeyboardInterrupt:
             raise CommandError(
-                "Deploy interrupted (Ctrl-C): undone as far as it had gone; the lock is free. "
+                "Deploy interrupted (Ctrl-C or SIGTERM): undone as far as it had gone; "
+                "the lock is free. "
                 f"See manage.py releases --env={env.name}."
             ) from None
         if as_json:

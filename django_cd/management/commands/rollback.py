@@ -51,7 +51,9 @@ class Command(BaseCommand):
         except PipelineError as error:
             raise CommandError(str(error)) from None
         except KeyboardInterrupt:
-            raise CommandError("Rollback interrupted (Ctrl-C); the lock is free.") from None
+            raise CommandError(
+                "Rollback interrupted (Ctrl-C or SIGTERM); the lock is free."
+            ) from None
         if as_json:
             write_json(self.stdout, outcome.as_dict())
         elif verbosity >= 1:
