@@ -393,3 +393,39 @@ def test_rollback_needs_the_files_not_the_database(
     assert warning.startswith("The deployment was not mirrored into the database: ")
     assert "no such table: django_cd_deployment" in warning
     assert history(project)[-1]["status"] == "success"
+
+
+def test_no_request_fails_during_a_deploy(project: Project, state: dict[str, Any]) -> None:
+    """A bounded load loop runs while a code-only deploy switches and HUPs."""
+    import threading
+
+    set_title(project, "Notes board under load")
+    statuses: list[tuple[int, str | None]] = []
+    done = threading.Event()
+
+    def load() -> None:
+        deadline = time.monotonic() + 60
+        # Paced and capped: at most 200 requests a second, 60 s, 12000 requests.
+        while not done.is_set() and time.monotonic() < deadline and len(statuses) < 12000:
+            try:
+                status, release, _ = get(project.url("staging"))
+            except OSError:
+                status, release = 0, None
+            statuses.append((status, release))
+            time.sleep(0.005)
+
+    worker = threading.Thread(target=load)
+    worker.start()
+    try:
+        time.sleep(0.3)
+        code, data, stderr = project.deploy()
+        time.sleep(0.3)
+    finally:
+        done.set()
+        worker.join()
+    assert code == 0, stderr
+    assert len(statuses) > 20
+    assert [s for s in statuses if s[0] != 200] == []
+    served = {release for _, release in statuses}
+    assert served == {state["v4"], data["release"]}
+    assert statuses[-1][1] == data["release"]
