@@ -187,8 +187,12 @@ class Deploy:
 
     def _prepare(self, runner: StepRunner, release: Release, state: _DeployState) -> None:
         runner.run("upload", lambda: self._upload(release))
-        venv = ensure_venv_step(runner, release)
-        state.venv = venv
+        venv = runner.run_value(
+            "venv",
+            lambda: ensure_venv(release),
+            lambda v: f"{'built' if v.created else 'reused'} venvs/{v.hash}",
+        )
+        state.venv = venv.hash
         runner.run("check", lambda: _manage_ok(release, "check", ("check", "--deploy")))
         runner.run("clean_pyc", lambda: self._clean_pyc(release))
         runner.run(
@@ -391,19 +395,6 @@ class _DeployState:
         self.backup: str | None = None
         self.migrating = False
         self.switched = False
-
-
-def ensure_venv_step(runner: StepRunner, release: Release) -> str:
-    holder: list[str] = []
-
-    def venv() -> str:
-        result = ensure_venv(release)
-        holder.append(result.hash)
-        verb = "built" if result.created else "reused"
-        return f"{verb} venvs/{result.hash}"
-
-    runner.run("venv", venv)
-    return holder[0]
 
 
 def _manage_ok(release: Release, step: str, args: tuple[str, ...]) -> str:
