@@ -351,3 +351,34 @@ def test_history_is_mirrored_in_the_database(project: Project, baseline: dict[st
         ("deploy", "rolled_back", "smoke"),
     ]
     assert len(history(project)) == 10
+
+
+def test_rollback_migrates_back_when_every_migration_is_reversible(
+    project: Project, baseline: dict[str, Any]
+) -> None:
+    snapshot = db_snapshot(baseline["db"])
+    branch_with(
+        project, "reversible", baseline["commit"], {f"{MIGRATIONS}/0003_note_colour.py": ADD_FIELD}
+    )
+    out = StringIO()
+    with override_settings(DJANGO_CD=django_cd_config(project)):
+        call_command("deploy", env="staging", ref="reversible", stdout=out, stderr=StringIO())
+        deployed = current(project)
+        assert db_snapshot(baseline["db"]) != snapshot
+        out = StringIO()
+        call_command("rollback", env="staging", stdout=out, stderr=StringIO())
+    lines = [line.split() for line in out.getvalue().splitlines()]
+    assert [words[:2] for words in lines[:5]] == [
+        ["plan", "ok"],
+        ["database", "ok"],
+        ["switch", "ok"],
+        ["reload", "ok"],
+        ["smoke", "ok"],
+    ]
+    assert lines[0][3:] == ["1", "migration(s)", "to", "unapply"]
+    assert lines[1][3:] == ["database", "at", "the", "state", "of", baseline["release"]]
+    assert db_snapshot(baseline["db"]) == snapshot
+    assert current(project) == baseline["release"]
+    assert get(project.url("staging"))[:2] == (200, baseline["release"])
+    last = history(project)[-1]
+    assert (last["event"], last["status"], last["previous"]) == ("rollback", "success", deployed)

@@ -105,7 +105,7 @@ class Rollback:
             if same_schema and not self.with_db:
                 runner.skip("database", "same migrations in both releases")
             else:
-                self._database(runner, current, target, manifest_to.get("migrations") or {})
+                self._database(runner, current, target, manifest_to.get("migrations"))
             switched = True
             runner.run("switch", lambda: self._switch_to(target))
             runner.run("reload", lambda: self.target.server.reload(self.target.release(target)))
@@ -131,22 +131,29 @@ class Rollback:
         outcome.warnings += filter(None, [self.target.record(self._entry(outcome))])
 
     def _database(
-        self, runner: StepRunner, current: str, target: str, state: dict[str, Any]
+        self, runner: StepRunner, current: str, target: str, state: dict[str, Any] | None
     ) -> None:
-        newer = self.target.release(current)
-        report = runner.run_value(
-            "plan",
-            lambda: migrations.probe(newer, state),
-            lambda r: f"{len(r.backward)} to unapply",
-        )
-        blocked = report.irreversible
         if self.with_db:
+            # No question asked of the database: it may be the thing that is broken.
             backup = self._backup_for(target)
             runner.run(
                 "database",
                 lambda: self.target.restore(self.target.release(target), backup, "database"),
             )
             return
+        if state is None:
+            raise StepFailed(
+                "plan",
+                f"Release {target} has no recorded migration state, so the way back is "
+                "unknown. Run again with --with-db to restore its backup, or migrate by hand.",
+            )
+        newer = self.target.release(current)
+        report = runner.run_value(
+            "plan",
+            lambda: migrations.probe(newer, state),
+            lambda r: f"{len(r.backward)} migration(s) to unapply",
+        )
+        blocked = report.irreversible
         if blocked:
             raise StepFailed(
                 "plan",
@@ -156,7 +163,7 @@ class Rollback:
             )
         runner.run("database", lambda: self._migrate_back(current, target, state))
 
-    def _migrate_back(self, current: str, target: str, state: dict[str, Any]) -> str:
+    def _migrate_back(self, current: str, target: str, state: dict[str, str | None]) -> str:
         migrations.migrate_to(self.target.release(current), state, step="database")
         # Anything the target has that the current release never applied.
         result = self.target.release(target).manage("migrate", "--noinput")
