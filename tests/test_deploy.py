@@ -110,6 +110,7 @@ def test_first_deploy(project: Project, state: dict[str, Any]) -> None:
         data["release"],
     )
     state["v1"] = data["release"]
+    state["venv_a"] = data["steps"][1]["detail"].removeprefix("built venvs/")
 
 
 def test_dry_run_changes_nothing(project: Project, state: dict[str, Any]) -> None:
@@ -197,6 +198,7 @@ def test_new_requirements_get_a_new_venv_and_master(
     assert code == 0, stderr
     steps = {s["name"]: s for s in data["steps"]}
     assert steps["venv"]["detail"].startswith("built venvs/")
+    state["venv_b"] = steps["venv"]["detail"].removeprefix("built venvs/")
     assert steps["reload"]["detail"].startswith("new gunicorn master (pid ")
     assert len(list((project.root("staging") / "venvs").iterdir())) == 2
     pid_after = project.manage("server", "status", "--env=staging", "--json").stdout
@@ -356,6 +358,9 @@ def test_old_releases_are_pruned(project: Project, state: dict[str, Any]) -> Non
     backups = sorted(p.name for p in (project.root("staging") / "shared" / "backups").iterdir())
     assert f"{state['v1']}.dump" not in backups
     assert f"{state['v4']}.dump" in backups
+    # The first venv went with the releases that used it.
+    assert not (project.root("staging") / "venvs" / state["venv_a"]).exists()
+    assert (project.root("staging") / "venvs" / state["venv_b"]).exists()
 
 
 def test_server_commands(project: Project, state: dict[str, Any]) -> None:

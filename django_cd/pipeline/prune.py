@@ -2,12 +2,16 @@
 
 Kept: the newest ``KEEP_RELEASES``, the current and the previous release,
 and any release whose database state a kept release's backup holds (that
-backup is only useful with that release's code).
+backup is only useful with that release's code). Virtualenvs go when no
+kept release links to them and no running app server runs from them.
 """
 
 from __future__ import annotations
 
+import posixpath
 from typing import TYPE_CHECKING
+
+from django_cd.pipeline.release import VENV_LINK
 
 if TYPE_CHECKING:
     from django_cd.pipeline.target import Target
@@ -32,7 +36,10 @@ def protected(target: Target) -> set[str]:
 
 
 def prune(target: Target) -> list[str]:
-    """Remove releases beyond ``KEEP_RELEASES`` (and their backups); the removed ids."""
+    """Remove releases beyond ``KEEP_RELEASES``, their backups and unused venvs.
+
+    Returns the removed release ids.
+    """
     host, layout = target.host, target.layout
     keep = protected(target)
     removed = []
@@ -45,4 +52,19 @@ def prune(target: Target) -> list[str]:
             host.remove(str(backup["path"]))
             host.remove(str(backup["path"]) + ".metadata")
         removed.append(release_id)
+    prune_venvs(target)
+    return removed
+
+
+def prune_venvs(target: Target) -> list[str]:
+    """Remove virtualenvs no release links to and no running server runs from."""
+    host, layout = target.host, target.layout
+    used = {target.server.venv_in_use()}
+    for release_id in layout.release_ids(host):
+        link = host.readlink(posixpath.join(layout.release(release_id), VENV_LINK))
+        if link:
+            used.add(posixpath.basename(link.rstrip("/")))
+    removed = [name for name in host.listdir(layout.venvs) if name not in used]
+    for name in removed:
+        host.remove(posixpath.join(layout.venvs, name))
     return removed

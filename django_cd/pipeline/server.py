@@ -64,6 +64,10 @@ class AppServer(ABC):
     @abstractmethod
     def status(self) -> ServerStatus: ...
 
+    def venv_in_use(self) -> str | None:
+        """The virtualenv (hash) a running server runs from, if django-cd knows it."""
+        return None
+
 
 class NoServer(AppServer):
     """``{"type": "none"}``: something else serves ``current``."""
@@ -172,6 +176,12 @@ class ManagedServer(AppServer):
             return ServerStatus(False, None, "stopped")
         bind = self.env.server.get("bind")
         return ServerStatus(True, pid, f"running, pid {pid}, on {bind}, since {state['since']}")
+
+    def venv_in_use(self) -> str | None:
+        state = self._state()
+        if state is None or self._running_pid() is None:
+            return None
+        return str(state.get("venv"))
 
     def _venv_of(self, release: Release) -> str:
         link = self.host.readlink(release.venv)
