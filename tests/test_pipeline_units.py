@@ -366,3 +366,18 @@ def test_allow_dirty_is_refused_where_the_environment_says_so(tmp_path: Path) ->
     assert len(commit) == 40
     with pytest.raises(PipelineError, match=r"has uncommitted changes \(app.py\)"):
         Deploy(staging, repository=Repository(repo)).resolve()
+
+
+def test_ssh_hosts_are_refused_not_deployed_locally(tmp_path: Path) -> None:
+    env = environment(tmp_path, hosts=["deploy@web1.example.com"])
+    with pytest.raises(PipelineError) as raised:
+        Target(env)
+    assert str(raised.value) == (
+        "Environment 'staging' lists SSH hosts (deploy@web1.example.com); this version of "
+        "django-cd deploys to 'local' only. Use hosts: ['local'] on the machine itself."
+    )
+    definition = {"settings": "s.x", "root": str(tmp_path), "hosts": ["deploy@web1"]}
+    with override_settings(DJANGO_CD={"ENVIRONMENTS": {"staging": definition}}):
+        for args in (("deploy",), ("rollback",), ("releases",), ("server", "status")):
+            with pytest.raises(CommandError, match=r"^Environment 'staging' lists SSH hosts"):
+                call_command(*args, env="staging")

@@ -12,7 +12,7 @@ from django.conf import settings
 from django_cd import conf
 from django_cd.env import read_env_file
 from django_cd.pipeline import history
-from django_cd.pipeline.errors import StepFailed
+from django_cd.pipeline.errors import PipelineError, StepFailed
 from django_cd.pipeline.host import Host, LocalHost
 from django_cd.pipeline.layout import Layout
 from django_cd.pipeline.lock import Lock
@@ -29,6 +29,13 @@ class Target:
     host: Host = field(default_factory=LocalHost)
 
     def __post_init__(self) -> None:
+        if not self.env.is_local and isinstance(self.host, LocalHost):
+            # Never deploy "to web1" by writing to this machine instead.
+            raise PipelineError(
+                f"Environment {self.env.name!r} lists SSH hosts ({', '.join(self.env.hosts)}); "
+                "this version of django-cd deploys to 'local' only. Use hosts: ['local'] "
+                "on the machine itself."
+            )
         self.layout = Layout(self.env.root)
         self.server: AppServer = server_for(self.env, self.host, self.layout)
 

@@ -39,14 +39,14 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         env = environment(options["env"])
         as_json, verbosity = options["json"], options["verbosity"]
-        rollback = Rollback(
-            env,
-            to=options["to"],
-            with_db=options["with_db"],
-            break_lock=options["break_lock"],
-            on_step=None if as_json else step_printer(self, verbosity),
-        )
         try:
+            rollback = Rollback(
+                env,
+                to=options["to"],
+                with_db=options["with_db"],
+                break_lock=options["break_lock"],
+                on_step=None if as_json else step_printer(self, verbosity),
+            )
             outcome = rollback.run()
         except PipelineError as error:
             raise CommandError(str(error)) from None

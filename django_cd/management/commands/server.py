@@ -20,9 +20,10 @@ class Command(BaseCommand):
         parser.add_argument("--json", action="store_true", help="Print status as JSON.")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        target = Target(environment(options["env"]))
+        env = environment(options["env"])
         action = options["action"]
         try:
+            target = Target(env)
             if action == "status":
                 status = target.server.status()
                 if options["json"]:
