@@ -38,6 +38,8 @@ DEFAULTS: dict[str, Any] = {
     "FIRST_PARTY_APPS": [],
     # The git repository deploys are made from; None means "find it from BASE_DIR".
     "REPOSITORY": None,
+    # Seconds after which a deploy lock counts as stale even if its holder may live.
+    "LOCK_TIMEOUT": 3600,
 }
 
 #: Fields of one environment and their defaults. ``None`` marks a required field.
@@ -57,6 +59,8 @@ ENVIRONMENT_DEFAULTS: dict[str, Any] = {
     "promote_from": None,
     "smoke_checks": [],
     "notifications": [],
+    # Whether ``deploy --allow-dirty`` may deploy from a checkout with local changes.
+    "allow_dirty": True,
 }
 REQUIRED_FIELDS = ("settings", "root")
 
@@ -107,6 +111,7 @@ class Environment:
     promote_from: str | None
     smoke_checks: tuple[Any, ...]
     notifications: tuple[Any, ...]
+    allow_dirty: bool = True
 
     @property
     def is_local(self) -> bool:
@@ -185,6 +190,7 @@ def _build_environment(name: str, definition: Mapping[str, Any]) -> Environment:
         promote_from=values["promote_from"],
         smoke_checks=tuple(values["smoke_checks"]),
         notifications=tuple(values["notifications"]),
+        allow_dirty=values["allow_dirty"],
     )
 
 
@@ -224,6 +230,7 @@ def validate() -> list[Problem]:
     config = {**DEFAULTS, **user}
     problems += _validate_options(config)
     problems += _validate_environments(config["ENVIRONMENTS"], config["PIPELINES"])
+    problems += _validate_deploy_options(config)
     return problems
 
 
@@ -483,3 +490,35 @@ def _validate_server(where: str, server: Any) -> list[Problem]:
             )
         ]
     return []
+
+
+# Deploy options (django_cd.E050-E069, django_cd.pipeline) ------------------
+
+
+def _validate_deploy_options(config: Mapping[str, Any]) -> list[Problem]:
+    problems = []
+    timeout = config["LOCK_TIMEOUT"]
+    if not isinstance(timeout, int | float) or isinstance(timeout, bool) or timeout <= 0:
+        problems.append(
+            Problem(
+                "django_cd.E050",
+                f"DJANGO_CD['LOCK_TIMEOUT'] must be a positive number of seconds, "
+                f"not {timeout!r}.",
+                "Use the longest a deploy may take, e.g. 3600.",
+            )
+        )
+    envs = config["ENVIRONMENTS"]
+    if not isinstance(envs, Mapping):
+        return problems
+    for name, env in envs.items():
+        if not isinstance(env, Mapping):
+            continue
+        if not isinstance(env.get("allow_dirty", True), bool):
+            problems.append(
+                Problem(
+                    "django_cd.E051",
+                    f"Environment {name!r}: 'allow_dirty' must be True or False.",
+                    "Set it to False for environments such as live.",
+                )
+            )
+    return problems

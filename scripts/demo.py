@@ -1,79 +1,174 @@
-"""The end-to-end demo on the embedded defaults: SQLite, this machine, gunicorn on loopback.
+"""``make demo``: the whole pipeline, end to end, on this machine.
 
-Run it with ``make demo``. Each stage prints what it did; any failure exits non-zero.
+tests by pipeline -> deploy to staging -> a change committed in a scratch clone ->
+deploy again -> the page shows the change -> rollback -> the page shows the
+old text -> deploy to live. Staging and live are local environments under
+var/deploy/<env> (SQLite, secrets in shared/.env, gunicorn on 127.0.0.1:8601
+and :8602). Re-runnable; the servers are stopped at the end; any failure
+exits non-zero.
 """
 
 from __future__ import annotations
 
 import os
-import signal
-import socket
+import secrets
+import shutil
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-PROJECT = REPO / "sampleproject"
-BIN = Path(sys.executable).parent
-PORT = 8601
+VAR = REPO / "var"
+DEPLOY_DIR = VAR / "deploy"
+CLONE = VAR / "demo" / "clone"
+URLS = {"staging": "http://127.0.0.1:8601/", "live": "http://127.0.0.1:8602/"}
+OLD_TITLE = "Notes board"
+NEW_TITLE = "Notes board, deployed continuously"
+
+
+class DemoFailed(Exception):
+    pass
 
 
 def stage(title: str) -> None:
-    print(f"\n== {title}", flush=True)
+    print(f"\n=== {title}", flush=True)
 
 
-def run(*args: str) -> None:
-    print("$", " ".join(args), flush=True)
-    subprocess.run(args, cwd=PROJECT, check=True, env={**os.environ, **ENV})
+def run(*args: str, cwd: Path = REPO, env: dict[str, str] | None = None) -> str:
+    """Run a command, echoing it; its output goes through; failure stops the demo."""
+    print("$ " + " ".join(args), flush=True)
+    started = time.monotonic()
+    result = subprocess.run(
+        args, cwd=cwd, env={**os.environ, **(env or {})}, text=True, capture_output=True
+    )
+    sys.stdout.write(result.stdout)
+    sys.stderr.write(result.stderr)
+    if result.returncode != 0:
+        raise DemoFailed(f"{' '.join(args[:4])} ... exited {result.returncode}")
+    print(f"  ({time.monotonic() - started:.1f} s)")
+    return result.stdout
 
 
-def wait_for_port(port: int, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with socket.socket() as sock:
-            if sock.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.1)
-    raise SystemExit(f"gunicorn did not listen on 127.0.0.1:{port} within {timeout:.0f} s")
+def manage(*args: str, checkout: Path = CLONE) -> str:
+    env = {"DJANGO_SETTINGS_MODULE": "settings.dev", "DJANGO_CD_DEPLOY_DIR": str(DEPLOY_DIR)}
+    return run(sys.executable, str(checkout / "sampleproject" / "manage.py"), *args, env=env)
 
 
-ENV = {"DJANGO_SETTINGS_MODULE": "settings.dev"}
+def page(env: str) -> tuple[str, str]:
+    """The board's title and the release that served it."""
+    request = urllib.request.Request(URLS[env], headers={"X-Forwarded-Proto": "https"})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        body = response.read().decode()
+        release = response.headers.get("X-Release", "?")
+    title = body.split("<title>", 1)[1].split("</title>", 1)[0].strip()
+    return title, release
+
+
+def expect_title(env: str, title: str) -> None:
+    shown, release = page(env)
+    print(f"  {URLS[env]} shows {shown!r} (release {release})")
+    if shown != title:
+        raise DemoFailed(f"{env} shows {shown!r}, expected {title!r}")
+
+
+def write_env_file(env: str) -> None:
+    """A sample shared/.env for the demo; an existing one is never overwritten."""
+    shared = DEPLOY_DIR / env / "shared"
+    path = shared / ".env"
+    if path.exists():
+        print(f"  {path} exists; kept")
+        return
+    shared.mkdir(parents=True, exist_ok=True)
+    lines = [
+        f"DJANGO_SECRET_KEY={secrets.token_urlsafe(50)}",
+        f"DATABASE_URL=sqlite:///{shared / 'db.sqlite3'}",
+        "DJANGO_ALLOWED_HOSTS=127.0.0.1,localhost",
+        f"DJANGO_LOG_DIR={shared / 'log'}",
+        f"DJANGO_CD_DEPLOY_DIR={DEPLOY_DIR}",
+    ]
+    if env == "staging":
+        lines.append("DJANGO_SECURE_SSL_REDIRECT=false")
+    path.write_text("\n".join(lines) + "\n")
+    path.chmod(0o600)
+    print(f"  wrote {path} (secrets not shown)")
+
+
+def make_clone() -> None:
+    shutil.rmtree(CLONE, ignore_errors=True)
+    CLONE.parent.mkdir(parents=True, exist_ok=True)
+    run("git", "clone", "--quiet", "--no-hardlinks", str(REPO), str(CLONE))
+    run("git", "-C", str(CLONE), "config", "user.name", "Demo Deployer")
+    run("git", "-C", str(CLONE), "config", "user.email", "demo@example.com")
+
+
+def commit_change() -> None:
+    views = CLONE / "sampleproject" / "notes" / "views.py"
+    text = views.read_text()
+    old = f'BOARD_TITLE = "{OLD_TITLE}"'
+    if old not in text:
+        raise DemoFailed(f"{views} no longer sets {old}")
+    views.write_text(text.replace(old, f'BOARD_TITLE = "{NEW_TITLE}"'))
+    run("git", "-C", str(CLONE), "commit", "--quiet", "-am", f"Board title: {NEW_TITLE}")
+
+
+def stop_servers(checkout: Path) -> None:
+    for env in URLS:
+        if (checkout / "sampleproject" / "manage.py").exists():
+            manage("server", "stop", f"--env={env}", checkout=checkout)
 
 
 def main() -> int:
-    stage("Migrate the sample project (settings.dev, SQLite under var/)")
-    run(sys.executable, "manage.py", "migrate", "--no-input", "-v", "1")
-    run(sys.executable, "manage.py", "collectstatic", "--no-input", "-v", "0")
-
-    stage(f"Start gunicorn on 127.0.0.1:{PORT}")
-    server = subprocess.Popen(
-        [
-            str(BIN / "gunicorn"),
-            "notesboard.wsgi",
-            "--bind",
-            f"127.0.0.1:{PORT}",
-            "--workers",
-            "2",
-        ],
-        cwd=PROJECT,
-        env={**os.environ, **ENV},
-    )
     try:
-        wait_for_port(PORT)
-        stage(f"Fetch http://127.0.0.1:{PORT}/")
-        with urllib.request.urlopen(f"http://127.0.0.1:{PORT}/", timeout=10) as response:
-            body = response.read().decode()
-            print(f"HTTP {response.status}, {len(body)} bytes")
-        print(body)
-        if response.status != 200 or "Notes board" not in body:
-            raise SystemExit("The page did not come back as the notes board.")
+        stage("1. Tests by pipeline: unit, then functional (JUnit XML, coverage)")
+        for pipeline, extra in (("unit", ()), ("functional", ("--coverage",))):
+            report = str(VAR / "reports" / f"{pipeline}.xml")
+            run(sys.executable, "manage.py", "test", f"--pipeline={pipeline}",
+                "--junit-xml", report, *extra, cwd=REPO / "sampleproject",
+                env={"DJANGO_SETTINGS_MODULE": "settings.test"})  # fmt: skip
+
+        stage("2. Secrets for staging and live: each environment's shared/.env")
+        for env in URLS:
+            write_env_file(env)
+
+        stage("3. A scratch clone of this repository to deploy from")
+        make_clone()
+        stop_servers(CLONE)  # a previous run's servers, if any
+
+        stage("4. Deploy to staging")
+        manage("deploy", "--env=staging")
+        expect_title("staging", OLD_TITLE)
+
+        stage("5. A change, committed in the clone, deployed again")
+        commit_change()
+        manage("deploy", "--env=staging", "--dry-run")
+        manage("deploy", "--env=staging")
+        expect_title("staging", NEW_TITLE)
+
+        stage("6. Rollback")
+        started = time.monotonic()
+        manage("rollback", "--env=staging")
+        expect_title("staging", OLD_TITLE)
+        seconds = time.monotonic() - started
+        print(f"  the old release answered {seconds:.1f} s after the command started")
+        manage("releases", "--env=staging")
+
+        stage("7. Deploy to live (backup always, HTTPS only behind a proxy)")
+        manage("deploy", "--env=live")
+        expect_title("live", NEW_TITLE)
+        manage("releases", "--env=live")
+    except (DemoFailed, urllib.error.URLError, OSError) as error:
+        print(f"\nDEMO FAILED: {error}", file=sys.stderr)
+        return 1
     finally:
-        stage("Stop gunicorn")
-        server.send_signal(signal.SIGTERM)
-        server.wait(timeout=30)
-    print("\nDemo finished: the sample project served its page from gunicorn.")
+        stage("Stopping the demo's servers")
+        try:
+            stop_servers(CLONE)
+        except DemoFailed as error:
+            print(f"  {error}", file=sys.stderr)
+    print("\nDemo complete: staging and live deployed, a change shipped and rolled back.")
     return 0
 
 

@@ -1,11 +1,15 @@
 """Settings shared by every environment of the sample project."""
 
+import os
 from pathlib import Path
 
 # The repository root: settings/, sampleproject/ and django_cd/ live here.
 BASE_DIR = Path(__file__).resolve().parent.parent
 PROJECT_DIR = BASE_DIR / "sampleproject"
 VAR_DIR = BASE_DIR / "var"
+# Deploy roots live outside any release: in a deployed release BASE_DIR is the
+# release itself, so the deploy sets DJANGO_CD_DEPLOY_DIR (shared/.env) there.
+DEPLOY_DIR = Path(os.environ.get("DJANGO_CD_DEPLOY_DIR", str(VAR_DIR / "deploy")))
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -14,11 +18,15 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    "django_extensions",
+    "dbbackup",
     "django_cd",
     "notes",
 ]
 
 MIDDLEWARE = [
+    # First, so every answer (redirects and errors too) says which release served it.
+    "django_cd.middleware.ReleaseHeaderMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -64,7 +72,14 @@ STATIC_ROOT = VAR_DIR / "static"
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
+    # django-dbbackup's default location; deploys pass an explicit path in shared/backups.
+    "dbbackup": {
+        "BACKEND": "django.core.files.storage.FileSystemStorage",
+        "OPTIONS": {"location": str(VAR_DIR / "backups")},
+    },
 }
+# SQLite backups are file copies: a restore gives back exactly the old database.
+DBBACKUP_CONNECTOR_MAPPING = {"django.db.backends.sqlite3": "dbbackup.db.sqlite.SqliteCPConnector"}
 MEDIA_ROOT = VAR_DIR / "media"
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
@@ -74,7 +89,7 @@ DJANGO_CD = {
     "ENVIRONMENTS": {
         "staging": {
             "settings": "settings.staging",
-            "root": str(VAR_DIR / "deploy" / "staging"),
+            "root": str(DEPLOY_DIR / "staging"),
             "manage": "sampleproject/manage.py",
             "requirements": "sampleproject/requirements.txt",
             "urls": ["http://127.0.0.1:8601/"],
@@ -83,7 +98,7 @@ DJANGO_CD = {
         },
         "live": {
             "settings": "settings.live",
-            "root": str(VAR_DIR / "deploy" / "live"),
+            "root": str(DEPLOY_DIR / "live"),
             "manage": "sampleproject/manage.py",
             "requirements": "sampleproject/requirements.txt",
             "urls": ["http://127.0.0.1:8602/"],
@@ -91,6 +106,7 @@ DJANGO_CD = {
             "required_pipelines": ["unit", "functional"],
             "promote_from": "staging",
             "backup": "always",
+            "allow_dirty": False,
         },
     },
 }

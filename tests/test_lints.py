@@ -150,10 +150,11 @@ def test_lints_on_sqlite(sqlite: LintDatabase) -> None:
     failing = sqlite.manage("migrationlint", "--fail-on", "irreversible", check=False)
     assert failing.returncode == 1
     assert failing.stderr == "CommandError: 2 finding(s) of kind irreversible.\n"
-    # The whole plan: 18 contrib migrations, testapp's one and lintapp's four. The
-    # models those create are new, so only lintapp's changes are reported.
+    # The whole plan: 18 contrib migrations, django_cd's and testapp's one each and
+    # lintapp's four. The models those create are new, so only lintapp's changes are
+    # reported.
     assert failing.stdout.splitlines()[-1] == report["summary"].replace(
-        "4 migration", "23 migration"
+        "4 migration", "24 migration"
     )
     assert sqlite.manage("migrationlint", "--fail-on", "locking").returncode == 0
     unknown = sqlite.manage("migrationlint", "lintapp", "0009_nope", check=False)

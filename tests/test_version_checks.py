@@ -140,13 +140,13 @@ def test_command_refuses(args: list[str], message: str) -> None:
 
 def test_no_migrations_package() -> None:
     with (
-        override_settings(DJANGO_CD={"FIRST_PARTY_APPS": ["django_cd"]}),
+        override_settings(MIGRATION_MODULES={"testapp": "tests.testapp.nomigrations"}),
         pytest.raises(CommandError) as raised,
     ):
-        call_command("migrationversion", "django_cd", stdout=StringIO())
+        call_command("migrationversion", "testapp", stdout=StringIO())
     assert str(raised.value) == (
-        "App 'django_cd' has no migrations package (django_cd.migrations). "
-        "Create its first migration with: manage.py makemigrations django_cd"
+        "App 'testapp' has no migrations package (tests.testapp.nomigrations). "
+        "Create its first migration with: manage.py makemigrations testapp"
     )
 
 

@@ -1,0 +1,199 @@
+"""Deploy and rollback wall times, django-cd against a naive script, in one run.
+
+    .venv/bin/python benchmarks/deploy.py [--repeat 5]
+
+A scratch git repository of the sample project is deployed two ways, each
+to its own SQLite database and gunicorn on a free loopback port:
+
+- django-cd: ``manage.py deploy --env=staging`` (release, venv reuse,
+  clean_pyc, collectstatic, migrate, switch, HUP, smoke check, tag);
+- naive: what a hand-written script does in a checkout: ``git pull; pip
+  install -r requirements.txt; migrate; collectstatic; restart gunicorn``.
+
+Each repetition commits a code-only change, then times both (alternating
+which goes first) from start until the new code answers over HTTP. Then
+``manage.py rollback --to`` is timed from command start until the old
+release answers. Medians over the repetitions; results go to stdout as the
+Markdown table BENCHMARKS.md holds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from tests.pipeline_support import Project, commit_all, free_port, get, git
+
+POLL = 0.02
+
+
+def wait_for(url: str, needle: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            status, release, body = get(url)
+            if status == 200 and (needle in body or release == needle):
+                return
+        except OSError:
+            pass
+        time.sleep(POLL)
+    raise RuntimeError(f"{url} never showed {needle!r}")
+
+
+class NaiveSite:
+    """A checkout served by gunicorn, updated the way a quick script does it."""
+
+    def __init__(self, base: Path, origin: Path) -> None:
+        self.dir = base / "naive"
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}/"
+        subprocess.run(["git", "clone", "-q", str(origin), str(self.dir)], check=True)
+        self.venv = base / "naive-venv"
+        subprocess.run([sys.executable, "-m", "venv", str(self.venv)], check=True)
+        self.pidfile = base / "naive.pid"
+        db = base / "naive.sqlite3"
+        env_file = base / "naive.env"
+        env_file.write_text(
+            f"DJANGO_SECRET_KEY={'n' * 60}\nDATABASE_URL=sqlite:///{db}\n"
+            "DJANGO_ALLOWED_HOSTS=127.0.0.1\nDJANGO_SECURE_SSL_REDIRECT=false\n"
+        )
+        self.env = {
+            **os.environ,
+            "DJANGO_SETTINGS_MODULE": "settings.staging",
+            "DJANGO_ENV_FILE": str(env_file),
+            "PATH": f"{self.venv / 'bin'}:{os.environ['PATH']}",
+        }
+        self.env.pop("VIRTUAL_ENV", None)
+
+    def sh(self, script: str) -> None:
+        subprocess.run(["bash", "-ec", script], cwd=self.dir, env=self.env, check=True,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+
+    def deploy(self, checkout: str | None = None) -> None:
+        """git pull (or checkout a commit); pip install -r; migrate; collectstatic; restart."""
+        py = self.venv / "bin" / "python"
+        fetch = f"git fetch -q && git checkout -q {checkout}" if checkout else "git pull -q"
+        self.sh(
+            f"""
+            {fetch}
+            {py} -m pip install -q --disable-pip-version-check -r sampleproject/requirements.txt
+            {py} sampleproject/manage.py migrate --noinput
+            {py} sampleproject/manage.py collectstatic --noinput
+            if [ -f {self.pidfile} ]; then
+                pid=$(cat {self.pidfile}); kill -TERM $pid
+                while kill -0 $pid 2>/dev/null; do sleep 0.05; done
+            fi
+            {self.venv}/bin/gunicorn --daemon --pid {self.pidfile} --workers 1 \\
+                --bind 127.0.0.1:{self.port} --chdir sampleproject notesboard.wsgi
+            """
+        )
+
+    def stop(self) -> None:
+        if self.pidfile.exists():
+            with contextlib.suppress(ProcessLookupError, ValueError):
+                os.kill(int(self.pidfile.read_text()), signal.SIGTERM)
+
+
+def timed_rollback(project: Project, to: str) -> float:
+    """Seconds from starting ``manage.py rollback`` until release ``to`` answers.
+
+    Polled while the command runs: what it does after the switch (recording the
+    history in the database) does not keep the old release from serving.
+    """
+    environ = {**os.environ, "DJANGO_SETTINGS_MODULE": "settings.cdtest"}
+    manage = str(project.repo / "sampleproject" / "manage.py")
+    started = time.monotonic()
+    process = subprocess.Popen(
+        [sys.executable, manage, "rollback", "--env=staging", f"--to={to}"],
+        env=environ, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    wait_for(project.url("staging"), to)
+    seconds = time.monotonic() - started
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 0, stderr
+    return seconds
+
+
+def set_title(project: Project, title: str) -> None:
+    views = project.repo / "sampleproject" / "notes" / "views.py"
+    text = views.read_text()
+    start = text.index('BOARD_TITLE = "') + len('BOARD_TITLE = "')
+    views.write_text(text[:start] + title + text[text.index('"', start) :])
+    commit_all(project.repo, title)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=5)
+    repeat = parser.parse_args().repeat
+
+    base = Path(tempfile.mkdtemp(prefix="django-cd-bench-"))
+    project = Project(base)
+    naive = NaiveSite(base, project.repo)
+    try:
+        # Warm-up, not measured: first venvs, databases and servers.
+        assert project.deploy()[0] == 0
+        naive.deploy()
+        cd_times, naive_times, rollback_times, naive_rollback_times = [], [], [], []
+        releases, commits = [], []
+        for n in range(repeat):
+            title = f"Board {n}"
+            set_title(project, title)
+            commits.append((title, git(project.repo, "rev-parse", "HEAD").strip()))
+            order = ["cd", "naive"] if n % 2 == 0 else ["naive", "cd"]
+            for which in order:
+                started = time.monotonic()
+                if which == "cd":
+                    code, data, stderr = project.deploy()
+                    assert code == 0, stderr
+                    wait_for(project.url("staging"), title)
+                    cd_times.append(time.monotonic() - started)
+                    releases.append(data["release"])
+                else:
+                    naive.deploy()
+                    wait_for(naive.url, title)
+                    naive_times.append(time.monotonic() - started)
+        # Code-only rollbacks, back and forth between the last two releases.
+        for n in range(repeat):
+            to = releases[-2] if n % 2 == 0 else releases[-1]
+            rollback_times.append(timed_rollback(project, to))
+            # The naive way back: check out the old commit and redo everything.
+            title, commit = commits[-2] if n % 2 == 0 else commits[-1]
+            started = time.monotonic()
+            naive.deploy(checkout=commit)
+            wait_for(naive.url, title)
+            naive_rollback_times.append(time.monotonic() - started)
+    finally:
+        project.stop_servers()
+        naive.stop()
+
+    cd, nv, rb, nrb = (
+        statistics.median(t) for t in (cd_times, naive_times, rollback_times, naive_rollback_times)
+    )
+    print(f"repetitions: {repeat}; python {sys.version.split()[0]}; {os.cpu_count()} CPUs")
+    print()
+    print("| measure | django-cd | naive script | ratio |")
+    print("|---|---|---|---|")
+    print(f"| code-only redeploy, until the new code answers (median) | {cd:.2f} s | {nv:.2f} s "
+          f"| {cd / nv:.2f} |")  # fmt: skip
+    print(f"| code-only rollback, command start until the old release answers (median) "
+          f"| {rb:.2f} s | {nrb:.2f} s | {rb / nrb:.2f} |")  # fmt: skip
+    print()
+    print("all django-cd deploys (s):", " ".join(f"{t:.2f}" for t in cd_times))
+    print("all naive deploys (s):   ", " ".join(f"{t:.2f}" for t in naive_times))
+    print("all rollbacks (s):       ", " ".join(f"{t:.2f}" for t in rollback_times))
+    print("all naive rollbacks (s): ", " ".join(f"{t:.2f}" for t in naive_rollback_times))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,40 @@
+"""``manage.py releases --env=NAME``: the releases on the host, which is current."""
+
+from __future__ import annotations
+
+from argparse import ArgumentParser
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError
+
+from django_cd.management.commands._output import environment, write_json
+from django_cd.pipeline import PipelineError, Target, list_releases
+
+
+class Command(BaseCommand):
+    help = "List an environment's releases: current, commit, who, when, status, backup."
+
+    def add_arguments(self, parser: ArgumentParser) -> None:
+        parser.add_argument("--env", required=True, help="The environment, e.g. staging.")
+        parser.add_argument("--json", action="store_true", help="Print a JSON list.")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        env = environment(options["env"])
+        try:
+            rows = list_releases(Target(env))
+        except PipelineError as error:
+            raise CommandError(str(error)) from None
+        if options["json"]:
+            write_json(self.stdout, rows)
+            return
+        if not rows:
+            self.stdout.write(f"No releases of {env.name} under {env.root}.")
+            return
+        for row in reversed(rows):
+            mark = "*" if row["current"] else " "
+            backup = "backup" if row["backup"] else ""
+            line = (
+                f"{mark} {row['id']:<28} {str(row['commit'])[:12]:<12} {row['status']:<12} "
+                f"{row['deployed_at'] or '':<25} {row['deployed_by']:<20} {backup}"
+            )
+            self.stdout.write(self.style.SUCCESS(line) if row["current"] else line)

@@ -1,0 +1,62 @@
+"""``manage.py rollback --env=NAME``: the previous (or a named) release back in seconds.
+
+Exit status: 0 rolled back; 1 refused or failed (the message says why).
+"""
+
+from __future__ import annotations
+
+from argparse import ArgumentParser
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError
+
+from django_cd.management.commands._output import (
+    environment,
+    failure,
+    step_printer,
+    summary,
+    write_json,
+)
+from django_cd.pipeline import PipelineError, Rollback
+
+
+class Command(BaseCommand):
+    help = "Roll an environment back to its previous release (or --to RELEASE)."
+
+    def add_arguments(self, parser: ArgumentParser) -> None:
+        parser.add_argument("--env", required=True, help="The environment, e.g. live.")
+        parser.add_argument("--to", help="The release id to go back to (default: the previous).")
+        parser.add_argument(
+            "--with-db",
+            action="store_true",
+            help="Restore the database backup recorded for the target release.",
+        )
+        parser.add_argument("--json", action="store_true", help="Print one JSON object.")
+        parser.add_argument(
+            "--break-lock", action="store_true", help="Break a stale lock (recorded in history)."
+        )
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        env = environment(options["env"])
+        as_json, verbosity = options["json"], options["verbosity"]
+        try:
+            rollback = Rollback(
+                env,
+                to=options["to"],
+                with_db=options["with_db"],
+                break_lock=options["break_lock"],
+                on_step=None if as_json else step_printer(self, verbosity),
+            )
+            outcome = rollback.run()
+        except PipelineError as error:
+            raise CommandError(str(error)) from None
+        except KeyboardInterrupt:
+            raise CommandError(
+                "Rollback interrupted (Ctrl-C or SIGTERM); the lock is free."
+            ) from None
+        if as_json:
+            write_json(self.stdout, outcome.as_dict())
+        elif verbosity >= 1:
+            summary(self, outcome)
+        if outcome.status != "success":
+            raise failure(outcome)

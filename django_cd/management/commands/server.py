@@ -1,0 +1,49 @@
+"""``manage.py server --env=NAME start|stop|status|reload``: the environment's app server."""
+
+from __future__ import annotations
+
+from argparse import ArgumentParser
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError
+
+from django_cd.management.commands._output import environment, write_json
+from django_cd.pipeline import PipelineError, StepFailed, Target
+
+
+class Command(BaseCommand):
+    help = "Start, stop, reload or show the app server of an environment (serving current)."
+
+    def add_arguments(self, parser: ArgumentParser) -> None:
+        parser.add_argument("action", choices=["start", "stop", "status", "reload"])
+        parser.add_argument("--env", required=True, help="The environment, e.g. staging.")
+        parser.add_argument("--json", action="store_true", help="Print status as JSON.")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        env = environment(options["env"])
+        action = options["action"]
+        try:
+            target = Target(env)
+            if action == "status":
+                status = target.server.status()
+                if options["json"]:
+                    write_json(self.stdout, {"running": status.running, "pid": status.pid})
+                else:
+                    self.stdout.write(f"{target.env.name}: {status.detail}")
+                return
+            if action == "stop":
+                self.stdout.write(target.server.stop())
+                return
+            current = target.layout.current_release(target.host)
+            if current is None:
+                raise CommandError(
+                    f"Nothing is deployed to {target.env.name!r} yet: run manage.py deploy "
+                    f"--env={target.env.name} first."
+                )
+            release = target.release(current)
+            method = target.server.start if action == "start" else target.server.reload
+            self.stdout.write(method(release))
+        except StepFailed as error:
+            raise CommandError(f"{error}\n{error.output}".strip()) from None
+        except PipelineError as error:
+            raise CommandError(str(error)) from None

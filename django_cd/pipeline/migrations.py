@@ -1,0 +1,104 @@
+"""What the database needs: pending migrations, the applied state, the way back.
+
+Computed inside a release's own process (``manage.py shell -c``), with that
+release's code and the target's settings, so it sees exactly the migrations
+the release would run. This is deliberately one small module: when
+``django_cd.migration_version`` lands, these functions route to it.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from django_cd.pipeline.errors import StepFailed
+from django_cd.pipeline.release import Release
+
+MARKER = "@@django-cd-probe@@"
+
+# Runs in the release: prints one JSON object after MARKER. Self-contained, so
+# it works with any release, including ones older than this module.
+PROBE_CODE = """
+import json
+from django.db import connections, DEFAULT_DB_ALIAS
+from django.db.migrations.executor import MigrationExecutor
+executor = MigrationExecutor(connections[DEFAULT_DB_ALIAS])
+graph, applied = executor.loader.graph, executor.loader.applied_migrations
+apps = sorted({app for app, _ in graph.nodes})
+state = {}
+for app in apps:
+    names = [n for leaf in graph.leaf_nodes(app) for n in graph.forwards_plan(leaf)]
+    mine = [n for n in names if n[0] == app and n in applied]
+    state[app] = mine[-1][1] if mine else None
+pending = [f"{m.app_label}.{m.name}" for m, back in
+           executor.migration_plan(graph.leaf_nodes()) if not back]
+target = json.loads(%(target)r)
+backward = []
+if target is not None:
+    targets = [(app, target.get(app)) for app in apps]
+    for m, back in executor.migration_plan(targets):
+        if back:
+            blocking = [type(op).__name__ for op in m.operations if not op.reversible]
+            backward.append({"name": f"{m.app_label}.{m.name}", "irreversible": blocking})
+print(%(marker)r + json.dumps({"state": state, "pending": pending, "backward": backward}))
+"""
+
+
+@dataclass(frozen=True)
+class MigrationReport:
+    """The database as one release sees it."""
+
+    #: app label -> last applied migration name (None: none applied).
+    state: dict[str, str | None]
+    #: ``app.name`` of every migration ``migrate`` would apply.
+    pending: list[str]
+    #: Migrations to unapply to reach the requested target, newest first,
+    #: each with the operations that cannot be reversed (empty when reversible).
+    backward: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def irreversible(self) -> list[str]:
+        """Backward migrations that block a migrate back, with why."""
+        return [
+            f"{m['name']} ({', '.join(m['irreversible'])} cannot be reversed)"
+            for m in self.backward
+            if m["irreversible"]
+        ]
+
+
+def probe(
+    release: Release, target: dict[str, str | None] | None = None, step: str = "plan"
+) -> MigrationReport:
+    """Ask ``release`` for the migration state (and the way back to ``target``)."""
+    code = PROBE_CODE % {"target": json.dumps(target), "marker": MARKER}
+    result = release.manage("shell", "-v", "0", "-c", code, timeout=300)
+    payload = None
+    for line in result.output.splitlines():
+        if line.startswith(MARKER):
+            payload = json.loads(line[len(MARKER) :])
+    if not result.ok or payload is None:
+        raise StepFailed(
+            step, "Reading the migration state of the database failed.", result.output
+        )
+    return MigrationReport(payload["state"], payload["pending"], payload["backward"])
+
+
+def migrate_to(release: Release, target: dict[str, str | None], step: str) -> str:
+    """Migrate back to ``target`` with ``release``'s code (which knows the newer ones)."""
+    current = probe(release, target, step=step)
+    blocked = current.irreversible
+    if blocked:
+        raise StepFailed(step, "Cannot migrate back: " + "; ".join(blocked) + ".")
+    outputs = []
+    for app, name in current.state.items():
+        wanted = target.get(app)
+        if wanted == name:
+            continue
+        result = release.manage("migrate", app, wanted or "zero", "--noinput", timeout=600)
+        outputs.append(result.output)
+        if not result.ok:
+            raise StepFailed(
+                step, f"Migrating {app} back to {wanted or 'zero'} failed.", result.output
+            )
+    return "\n".join(outputs)

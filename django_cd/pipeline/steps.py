@@ -1,0 +1,118 @@
+"""Steps and outcomes: what a deploy or rollback did, step by step, with timings."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, field
+from typing import Any, TypeVar
+
+from django_cd.pipeline.errors import PipelineError, StepFailed
+from django_cd.pipeline.secrets import mask
+
+OUTPUT_TAIL_LINES = 40
+DETAIL_LENGTH = 120
+T = TypeVar("T")
+
+
+@dataclass
+class StepResult:
+    """One step: its name, ``ok``/``failed``/``skipped``, wall time and a short detail."""
+
+    name: str
+    status: str
+    seconds: float
+    detail: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["seconds"] = round(self.seconds, 3)
+        return data
+
+
+@dataclass
+class Outcome:
+    """The result of a deploy or rollback, as the commands print it."""
+
+    action: str
+    env: str
+    status: str = "failed"
+    release: str | None = None
+    commit: str | None = None
+    url: str | None = None
+    previous: str | None = None
+    steps: list[StepResult] = field(default_factory=list)
+    rollback_steps: list[StepResult] = field(default_factory=list)
+    failed_step: str | None = None
+    error: str | None = None
+    error_output: str = ""
+    backup: str | None = None
+    migrations: list[str] = field(default_factory=list)
+    tag: str | None = None
+    warnings: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["steps"] = [step.as_dict() for step in self.steps]
+        data["rollback_steps"] = [step.as_dict() for step in self.rollback_steps]
+        data["seconds"] = round(self.seconds, 3)
+        return data
+
+
+def tail(text: str, lines: int = OUTPUT_TAIL_LINES) -> str:
+    return "\n".join(text.strip().splitlines()[-lines:])
+
+
+class StepRunner:
+    """Runs named steps, times them, reports each as it ends, masks secrets."""
+
+    def __init__(
+        self,
+        results: list[StepResult],
+        on_step: Callable[[StepResult], None] | None,
+        secrets: Iterable[str],
+    ) -> None:
+        self.results = results
+        self.on_step = on_step
+        self.secrets = list(secrets)
+
+    def mask(self, text: str) -> str:
+        return mask(text, self.secrets)
+
+    def run(self, name: str, action: Callable[[], str]) -> str:
+        """Run ``action``; a failure is recorded and re-raised as ``StepFailed``."""
+        started = time.monotonic()
+        try:
+            detail = action()
+        except StepFailed as error:
+            self._record(name, "failed", started, str(error))
+            raise StepFailed(name, self.mask(str(error)), self.mask(tail(error.output))) from None
+        except PipelineError as error:
+            self._record(name, "failed", started, str(error))
+            raise StepFailed(name, self.mask(str(error))) from None
+        self._record(name, "ok", started, detail)
+        return detail
+
+    def run_value(self, name: str, action: Callable[[], T], describe: Callable[[T], str]) -> T:
+        """Like ``run``, for a step whose value the caller needs."""
+        holder: list[T] = []
+
+        def step() -> str:
+            holder.append(action())
+            return describe(holder[0])
+
+        self.run(name, step)
+        return holder[0]
+
+    def skip(self, name: str, why: str) -> None:
+        self._record(name, "skipped", time.monotonic(), why)
+
+    def _record(self, name: str, status: str, started: float, detail: str) -> None:
+        first_line = self.mask(detail.strip().splitlines()[0]) if detail.strip() else ""
+        if len(first_line) > DETAIL_LENGTH:
+            first_line = first_line[: DETAIL_LENGTH - 3] + "..."
+        result = StepResult(name, status, time.monotonic() - started, first_line)
+        self.results.append(result)
+        if self.on_step is not None:
+            self.on_step(result)

@@ -1,0 +1,127 @@
+"""A ``Target``: one environment on one host, and what deploys and rollbacks share."""
+
+from __future__ import annotations
+
+import json
+import posixpath
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.conf import settings
+
+from django_cd import conf
+from django_cd.env import read_env_file
+from django_cd.pipeline import history
+from django_cd.pipeline.errors import PipelineError, StepFailed
+from django_cd.pipeline.host import Host, LocalHost
+from django_cd.pipeline.layout import Layout
+from django_cd.pipeline.lock import Lock
+from django_cd.pipeline.release import Release
+from django_cd.pipeline.secrets import secret_values
+from django_cd.pipeline.server import AppServer, server_for
+
+
+@dataclass
+class Target:
+    """``env`` on ``host``: its layout, app server and secrets."""
+
+    env: conf.Environment
+    host: Host = field(default_factory=LocalHost)
+
+    def __post_init__(self) -> None:
+        if not self.env.is_local and isinstance(self.host, LocalHost):
+            # Never deploy "to web1" by writing to this machine instead.
+            raise PipelineError(
+                f"Environment {self.env.name!r} lists SSH hosts ({', '.join(self.env.hosts)}); "
+                "this version of django-cd deploys to 'local' only. Use hosts: ['local'] "
+                "on the machine itself."
+            )
+        self.layout = Layout(self.env.root)
+        self.server: AppServer = server_for(self.env, self.host, self.layout)
+
+    @property
+    def url(self) -> str | None:
+        return self.env.url or self.server.url
+
+    @property
+    def lock_timeout(self) -> float:
+        return float(conf.get_config()["LOCK_TIMEOUT"])
+
+    @property
+    def keep_releases(self) -> int:
+        return int(conf.get_config()["KEEP_RELEASES"])
+
+    def release(self, release_id: str) -> Release:
+        return Release(self.env, self.host, self.layout, release_id)
+
+    def secrets(self) -> list[str]:
+        """Secret values of the target's ``shared/.env``, to mask in any output."""
+        if not self.host.exists(self.layout.env_file):
+            return []
+        try:
+            if isinstance(self.host, LocalHost):
+                return secret_values(read_env_file(self.layout.env_file))
+        except OSError:
+            return []
+        return []
+
+    def backup_path(self, release_id: str) -> str:
+        return posixpath.join(self.layout.backups, f"{release_id}.dump")
+
+    def backup(self, release: Release) -> str:
+        """Back up the database with django-dbbackup, named after ``release``."""
+        path = self.backup_path(release.id)
+        result = release.manage("dbbackup", "--noinput", "-d", "default", "-O", path)
+        if not result.ok:
+            raise StepFailed("backup", "The database backup (dbbackup) failed.", result.output)
+        return path
+
+    def restore(self, release: Release, path: str, step: str) -> str:
+        """Restore the backup at ``path`` through ``release``'s code and settings."""
+        if not self.host.exists(path):
+            raise StepFailed(step, f"The backup {path} is gone; restore the database by hand.")
+        result = release.manage("dbrestore", "--noinput", "-d", "default", "-I", path)
+        if not result.ok:
+            raise StepFailed(step, f"Restoring {path} (dbrestore) failed.", result.output)
+        return f"restored {posixpath.basename(path)}"
+
+    def record_broken_lock(self, lock: Lock, who: dict[str, str]) -> None:
+        """History notes every stale lock that ``--break-lock`` broke."""
+        if lock.broken is None:
+            return
+        history.append(
+            self.host,
+            self.layout,
+            {
+                "event": "lock_broken",
+                "env": self.env.name,
+                "at": history.now(),
+                "by": who,
+                "stale_lock": lock.broken.describe(),
+                "for": lock.info.action,
+            },
+        )
+
+    def record(self, entry: dict[str, Any]) -> str | None:
+        """Write ``entry`` to history.jsonl, then mirror it into the target's database.
+
+        Returns a warning when the mirror fails: the file is the source of truth.
+        """
+        history.append(self.host, self.layout, entry)
+        current = self.layout.current_release(self.host)
+        if current is None or not self.host.exists(self.layout.release(current)):
+            return None
+        result = self.release(current).manage(
+            "record_deployment", stdin=json.dumps(entry), timeout=120
+        )
+        if not result.ok:
+            return (
+                "The deployment was not mirrored into the database: "
+                + (result.output.strip().splitlines() or ["(no output)"])[-1]
+            )
+        return None
+
+
+def base_dir() -> str | None:
+    value = getattr(settings, "BASE_DIR", None)
+    return str(value) if value is not None else None
