@@ -150,13 +150,22 @@ def django_cd_config(project: Project) -> dict[str, Any]:
     return {**namespace["DJANGO_CD"], "REPOSITORY": str(project.repo)}
 
 
+def write_file(target: Path, content: str) -> None:
+    """Write a file into the project; a new migration also updates its app's version.txt,
+    as django-cd's makemigrations would (the version-file check runs in every deploy)."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(content)
+    if target.parent.name == "migrations" and target.name[:4].isdigit():
+        version = target.parent / "version.txt"
+        names = [version.read_text().strip(), target.stem] if version.exists() else [target.stem]
+        version.write_text(max(names) + "\n")
+
+
 def branch_with(project: Project, name: str, base: str, files: dict[str, str]) -> str:
     """Commit ``files`` (path -> content) on branch ``name`` from ``base``; back to main."""
     git(project.repo, "checkout", "-q", "-B", name, base)
     for path, content in files.items():
-        target = project.repo / path
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(content)
+        write_file(project.repo / path, content)
     sha = commit_all(project.repo, f"Break: {name}")
     git(project.repo, "checkout", "-q", "main")
     return sha

@@ -27,6 +27,7 @@ from tests.pipeline_support import (
     get,
     git,
     history,
+    write_file,
 )
 
 STEPS = [
@@ -212,8 +213,8 @@ def test_new_requirements_get_a_new_venv_and_master(
 def test_irreversible_migration_needs_with_db(project: Project, state: dict[str, Any]) -> None:
     db = project.root("staging") / "shared" / "db.sqlite3"
     before = db_snapshot(db)
-    migration = project.repo / "sampleproject" / "notes" / "migrations" / "0003_note_colour.py"
-    migration.write_text(IRREVERSIBLE)
+    migrations = project.repo / "sampleproject" / "notes" / "migrations"
+    write_file(migrations / "0003_note_colour.py", IRREVERSIBLE)
     commit_all(project.repo, "Colour, stamped green")
     code, data, stderr = project.deploy()
     assert code == 0, stderr
