@@ -8,7 +8,9 @@ database has not applied yet (see docs/migrations.md).
 
 Names are exported lazily: ``AppConfig.ready()`` imports the checks on every
 start-up, web workers included, which should not pay for the rebase and the
-lints (and django-migration-linter) they never use.
+lints (and django-migration-linter) they never use. The ``rebase`` function is
+imported from its module, ``django_cd.migration_version.rebase``: a lazy name
+cannot be the name of a submodule, which binds over it once imported.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ if TYPE_CHECKING:
         plan_targets,
         rollback_plan,
     )
-    from django_cd.migration_version.rebase import Move, RebaseResult, rebase
+    from django_cd.migration_version.rebase import Move, RebaseResult
     from django_cd.migration_version.versions import (
         Written,
         all_problems,
@@ -60,7 +62,6 @@ _EXPORTS = {
     "migrate_targets": "django_cd.migration_version.plan",
     "pending_plan": "django_cd.migration_version.plan",
     "plan_targets": "django_cd.migration_version.plan",
-    "rebase": "django_cd.migration_version.rebase",
     "require_app": "django_cd.migration_version.firstparty",
     "rollback_plan": "django_cd.migration_version.plan",
     "update_versions": "django_cd.migration_version.versions",
@@ -95,7 +96,6 @@ __all__ = [
     "migrate_targets",
     "pending_plan",
     "plan_targets",
-    "rebase",
     "require_app",
     "rollback_plan",
     "update_versions",

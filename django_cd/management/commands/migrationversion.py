@@ -12,12 +12,8 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import DEFAULT_DB_ALIAS
 
-from django_cd.migration_version import (
-    MigrationVersionError,
-    all_problems,
-    create_versions,
-    rebase,
-)
+from django_cd.migration_version import MigrationVersionError, all_problems, create_versions
+from django_cd.migration_version.rebase import rebase
 
 
 class Command(BaseCommand):
