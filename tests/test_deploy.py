@@ -216,6 +216,18 @@ def test_irreversible_migration_needs_with_db(project: Project, state: dict[str,
     migrations = project.repo / "sampleproject" / "notes" / "migrations"
     write_file(migrations / "0003_note_colour.py", IRREVERSIBLE)
     commit_all(project.repo, "Colour, stamped green")
+    dry_run = project.manage("deploy", "--env=staging", "--dry-run")
+    assert dry_run.returncode == 0, dry_run.stderr
+    lines = dry_run.stdout.splitlines()
+    assert "  migrations: notes.0003_note_colour" in lines
+    [lints] = [line for line in lines if line.startswith("  lints: ")]
+    assert lints.startswith(
+        "  lints: 1 migration(s) to apply on 'default' (sqlite): needs restore (1 irreversible"
+    )
+    assert any(line.startswith("    notes.0003_note_colour: irreversible: ") for line in lines), (
+        lines
+    )
+    assert db_snapshot(db) == before
     code, data, stderr = project.deploy()
     assert code == 0, stderr
     assert data["migrations"] == ["notes.0003_note_colour"]

@@ -85,15 +85,16 @@ class Deploy:
         """What ``run()`` would do; changes nothing on the host."""
         commit = self.resolve()
         current = self.layout.current_release(self.host)
-        pending: list[str] | None = None
+        report: migrations.MigrationReport | None = None
         note = ""
         if current is None:
             note = "first deploy: every migration runs"
         else:
             try:
-                pending = self._pending_with(current, commit)
+                report = self._probe_with(current, commit)
             except PipelineError as error:
                 note = f"pending migrations unknown: {error}"
+        pending = report.pending if report is not None else None
         backup = self.env.backup == "always" or (
             self.env.backup == "auto" and (pending is None or bool(pending))
         )
@@ -106,11 +107,12 @@ class Deploy:
             "steps": [s for s in STEP_NAMES if s != "backup" or backup],
             "backup": backup,
             "migrations": pending,
+            "lints": report.lints if report is not None else None,
             "note": note,
             "url": self.target.url,
         }
 
-    def _pending_with(self, current: str, commit: str) -> list[str]:
+    def _probe_with(self, current: str, commit: str) -> migrations.MigrationReport:
         # The new code, unpacked outside the root and run with the current
         # release's virtualenv, asks the live database what it would apply.
         scratch = self.host.make_temp_dir()
@@ -123,7 +125,7 @@ class Deploy:
                 raise PipelineError("the current release has no virtualenv")
             venv_path = posixpath.join(self.layout.venvs, posixpath.basename(venv))
             self.host.switch_link(probe_release.venv, venv_path)
-            return migrations.probe(probe_release).pending
+            return migrations.probe(probe_release, lint=True)
         finally:
             self.host.remove(scratch)
 

@@ -41,7 +41,21 @@ if target is not None:
         if back:
             blocking = [type(op).__name__ for op in m.operations if not op.reversible]
             backward.append({"name": f"{m.app_label}.{m.name}", "irreversible": blocking})
-print(%(marker)r + json.dumps({"state": state, "pending": pending, "backward": backward}))
+lints = None
+if %(lint)r and pending:
+    try:
+        from django_cd.migration_version import lint_plan
+    except ImportError:  # a release whose django-cd has no lints
+        pass
+    else:
+        try:
+            report = lint_plan()
+            lints = {"summary": report.summary, "needs_restore": report.needs_restore,
+                     "findings": [f.to_dict() for f in report.findings]}
+        except Exception as error:
+            lints = {"summary": f"the lints failed: {type(error).__name__}", "findings": []}
+print(%(marker)r + json.dumps(
+    {"state": state, "pending": pending, "backward": backward, "lints": lints}))
 """
 
 
@@ -56,6 +70,9 @@ class MigrationReport:
     #: Migrations to unapply to reach the requested target, newest first,
     #: each with the operations that cannot be reversed (empty when reversible).
     backward: list[dict[str, Any]] = field(default_factory=list)
+    #: ``lint_plan``'s report of the pending migrations (summary, findings), when asked
+    #: for and the release's django-cd has it.
+    lints: dict[str, Any] | None = None
 
     @property
     def irreversible(self) -> list[str]:
@@ -68,10 +85,17 @@ class MigrationReport:
 
 
 def probe(
-    release: Release, target: dict[str, str | None] | None = None, step: str = "plan"
+    release: Release,
+    target: dict[str, str | None] | None = None,
+    step: str = "plan",
+    lint: bool = False,
 ) -> MigrationReport:
-    """Ask ``release`` for the migration state (and the way back to ``target``)."""
-    code = PROBE_CODE % {"target": json.dumps(target), "marker": MARKER}
+    """Ask ``release`` for the migration state (and the way back to ``target``).
+
+    With ``lint``, the release also lints its pending migrations
+    (:func:`django_cd.migration_version.lint_plan`): what ``deploy --dry-run`` shows.
+    """
+    code = PROBE_CODE % {"target": json.dumps(target), "marker": MARKER, "lint": lint}
     result = release.manage("shell", "-v", "0", "-c", code, timeout=300)
     payload = None
     for line in result.output.splitlines():
@@ -81,7 +105,9 @@ def probe(
         raise StepFailed(
             step, "Reading the migration state of the database failed.", result.output
         )
-    return MigrationReport(payload["state"], payload["pending"], payload["backward"])
+    return MigrationReport(
+        payload["state"], payload["pending"], payload["backward"], payload["lints"]
+    )
 
 
 def migrate_to(release: Release, target: dict[str, str | None], step: str) -> str:

@@ -82,4 +82,12 @@ class Command(BaseCommand):
             self.stdout.write(f"  migrations: {plan['note']}")
         else:
             self.stdout.write(f"  migrations: {', '.join(migrations) or 'none'}")
+        lints = plan["lints"]
+        if lints is not None:
+            self.stdout.write(f"  lints: {lints['summary']}")
+            for finding in lints["findings"]:
+                self.stdout.write(
+                    f"    {finding['app']}.{finding['migration']}: {finding['kind']}: "
+                    f"{finding['why']}"
+                )
         self.stdout.write("Nothing was changed.")
