@@ -196,6 +196,7 @@ def test_promote_from_must_exist():
     assert error.msg == "Environment 'live' promotes from 'qa', which is not an environment."
 
 
+@pytest.mark.django_db  # Django 6.1's check command reads the database
 def test_manage_check_fails_on_bad_config():
     with (
         override_settings(DJANGO_CD={"ENVIRONMENTS": {"staging": {"root": "x"}}}),

@@ -150,15 +150,13 @@ def test_code_only_deploy_reuses_the_venv(project: Project, state: dict[str, Any
     state["v2"] = release
 
 
-def test_rollback_in_seconds(project: Project, state: dict[str, Any]) -> None:
-    started = time.monotonic()
+def test_rollback_serves_the_previous_release(project: Project, state: dict[str, Any]) -> None:
+    # How fast is a benchmark's question (benchmarks/deploy.py), not a timed test's.
     result = project.manage("rollback", "--env=staging", "--json")
     assert result.returncode == 0, result.stderr
     status, served, body = get(project.url("staging"))
-    elapsed = time.monotonic() - started
     assert (status, served) == (200, state["v1"])
     assert "Notes board v2" not in body
-    assert elapsed < 2.0, f"rollback took {elapsed:.2f} s"
     data = json.loads(result.stdout)
     assert (data["status"], data["release"], data["previous"]) == (
         "success",
@@ -266,10 +264,9 @@ def write_lock(project: Project, pid: int, since: str | None = None) -> None:
 def test_a_held_lock_refuses_at_once(project: Project) -> None:
     since = time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime(time.time() - 600))
     write_lock(project, os.getpid(), since=since)
+    before = releases_on_disk(project)
     try:
-        started = time.monotonic()
         code, _, stderr = project.deploy()
-        elapsed = time.monotonic() - started
     finally:
         (project.root("staging") / ".lock").unlink()
     assert code == 1
@@ -278,7 +275,7 @@ def test_a_held_lock_refuses_at_once(project: Project) -> None:
         f"(pid {os.getpid()}) since {since} for deploy of 0123456789ab. "
         "Wait for it to finish, then run again."
     )
-    assert elapsed < 5
+    assert releases_on_disk(project) == before  # refused before any step ran
 
 
 def test_a_stale_lock_is_broken_only_when_asked(project: Project, state: dict[str, Any]) -> None:

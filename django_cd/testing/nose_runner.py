@@ -126,7 +126,7 @@ class NosePipelineRunner(NoseTestSuiteRunner):
         failures: int = super().run_tests(test_labels, extra_tests)
         assert self.nose_result is not None
         self._record(self.nose_result, started_at, time.monotonic() - clock)
-        executed = self.nose_result.testsRun - len(self.nose_result.skipped)
+        executed = max(self.nose_result.testsRun - len(self.nose_result.skipped), 0)
         if executed == 0 and not self.allow_empty:
             raise CommandError(
                 f"The selection ran no test ({self.nose_result.testsRun} run, "

@@ -202,7 +202,7 @@ class PipelineRunner(DiscoverRunner):
             failures += 1
         if whole.executed == 0 and not self.allow_empty:
             raise CommandError(
-                f"The selection ran no test: all {whole.run} selected tests were skipped. "
+                f"The selection ran no test: all {whole.skipped} selected tests were skipped. "
                 "Provide what they need (e.g. the smoke tests' base URL) or pass --allow-empty."
             )
         return failures

@@ -113,6 +113,7 @@ def test_decorator_needs_a_name():
         pipeline()
 
 
+@pytest.mark.django_db  # Django 6.1's check command reads the database
 def test_undeclared_pipeline_is_e020(registry):
     @pipeline("nightly")
     class Nightly(SimpleTestCase):

@@ -149,7 +149,8 @@ def test_all_skipped_counts_as_empty(tmp_path):
     )
     run = project.manage("test", "--pipeline=smoke")
     assert run.returncode == 1
-    assert run.ran == 2
+    # "OK (skipped=2)" before Python 3.12, "NO TESTS RAN (skipped=2)" since.
+    assert "(skipped=2)" in run.stderr
     assert run.stderr.strip().splitlines()[-1] == (
         "CommandError: The selection ran no test: all 2 selected tests were skipped. "
         "Provide what they need (e.g. the smoke tests' base URL) or pass --allow-empty."
@@ -197,8 +198,8 @@ def test_junit_xml_report(tmp_path, parallel):
     failed = [c.get("name") for c in cases if c.find("failure") is not None]
     assert failed == ["test_pay", "test_pay"]
     messages = {c.find("failure").get("message") for c in cases if c.find("failure") is not None}
-    # XML attribute values carry newlines as spaces.
-    assert messages == {"'paid' != 'declined' - paid + declined "}
+    # Before Python 3.13 the XML writer turned the message's newlines into spaces.
+    assert {" ".join(m.split()) for m in messages} == {"'paid' != 'declined' - paid + declined"}
     properties = {
         p.get("name"): p.get("value") for p in root.findall("./testsuite/properties/property")
     }

@@ -57,8 +57,7 @@ def test_sample_pipeline_list():
 def test_sample_smoke_without_a_site_is_not_green():
     run = manage("test", "--pipeline=smoke")
     assert run.returncode == 1
-    assert run.ran == 3
-    assert "OK (skipped=3)" in run.stderr
+    assert "(skipped=3)" in run.stderr  # Python 3.12+ counts class-level skips apart
     assert "CommandError: The selection ran no test: all 3 selected tests were skipped." in (
         run.stderr
     )
