@@ -9,21 +9,11 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 
-MANAGE = """\
-import os
-import sys
-
-if __name__ == "__main__":
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "proj.settings")
-    from django.core.management import execute_from_command_line
-
-    execute_from_command_line(sys.argv)
-"""
+from tests.tempproject import MANAGE_PY, Run, run_manage
 
 SETTINGS = """\
 from pathlib import Path
@@ -41,13 +31,6 @@ DJANGO_CD = {django_cd}
 
 
 @dataclass
-class Result:
-    returncode: int
-    stdout: str
-    stderr: str
-
-
-@dataclass
 class MiniProject:
     root: Path
 
@@ -55,7 +38,7 @@ class MiniProject:
     def create(cls, root: Path, apps: dict[str, str], django_cd: str = "{}") -> MiniProject:
         """Write manage.py, proj/settings.py and one package per app (its models.py)."""
         root.mkdir(parents=True, exist_ok=True)
-        (root / "manage.py").write_text(MANAGE)
+        (root / "manage.py").write_text(MANAGE_PY)
         (root / "proj").mkdir()
         (root / "proj" / "__init__.py").write_text("")
         labels = ", ".join(repr(label) for label in apps)
@@ -80,23 +63,14 @@ class MiniProject:
     def version(self, label: str) -> str:
         return (self.root / label / "migrations" / "version.txt").read_text()
 
-    def manage(self, *args: str, check: bool = True) -> Result:
+    def manage(self, *args: str, check: bool = True) -> Run:
         """Run ``manage.py ARGS`` with this interpreter; fail loudly unless check=False."""
-        env = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}
-        completed = subprocess.run(
-            [sys.executable, "manage.py", *args],
-            cwd=self.root,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
-        result = Result(completed.returncode, completed.stdout, completed.stderr)
-        if check and completed.returncode != 0:
+        result = run_manage(self.root, *args, timeout=120)
+        if check and result.returncode != 0:
             raise AssertionError(f"manage.py {' '.join(args)} failed:\n{result}")
         return result
 
-    def git(self, *args: str, check: bool = True) -> Result:
+    def git(self, *args: str, check: bool = True) -> Run:
         env = {
             **os.environ,
             "GIT_AUTHOR_NAME": "Test",
@@ -109,7 +83,7 @@ class MiniProject:
         completed = subprocess.run(
             ["git", *args], cwd=self.root, env=env, capture_output=True, text=True, timeout=60
         )
-        result = Result(completed.returncode, completed.stdout, completed.stderr)
+        result = Run(completed.returncode, completed.stdout, completed.stderr)
         if check and completed.returncode != 0:
             raise AssertionError(f"git {' '.join(args)} failed:\n{result}")
         return result

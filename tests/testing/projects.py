@@ -3,26 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
-import re
 import subprocess
-import sys
 import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-
-MANAGE_PY = """\
-import os
-import sys
-
-if __name__ == "__main__":
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "proj.settings")
-    from django.core.management import execute_from_command_line
-
-    execute_from_command_line(sys.argv)
-"""
+from tests.tempproject import MANAGE_PY, Run, run_manage
 
 SETTINGS = """\
 from pathlib import Path
@@ -55,41 +41,12 @@ class Project:
         return git(self.root, "rev-parse", "HEAD")
 
     def manage(self, *args: str, env: dict[str, str] | None = None) -> Run:
-        full_env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), **(env or {})}
-        full_env.pop("DJANGO_SETTINGS_MODULE", None)
-        done = subprocess.run(
-            [sys.executable, "manage.py", *args],
-            cwd=self.root,
-            env=full_env,
-            capture_output=True,
-            text=True,
-            timeout=240,
-            check=False,
-        )
-        return Run(done.returncode, done.stdout, done.stderr)
+        return run_manage(self.root, *args, env=env)
 
     def result(self, sha: str, pipeline: str, *, local: bool = False) -> dict[str, object]:
         name = f"{pipeline}.local.json" if local else f"{pipeline}.json"
         data: dict[str, object] = json.loads((self.root / ".cd/results" / sha / name).read_text())
         return data
-
-
-@dataclass
-class Run:
-    returncode: int
-    stdout: str
-    stderr: str
-
-    @property
-    def ran(self) -> int:
-        """The count of unittest's closing "Ran N tests" line."""
-        found = re.findall(r"^Ran (\d+) tests? in", self.stderr, re.MULTILINE)
-        assert len(found) == 1, self.stderr
-        return int(found[0])
-
-    @property
-    def output(self) -> str:
-        return self.stdout + self.stderr
 
 
 def git(root: Path, *args: str) -> str:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.testing.projects import REPO_ROOT, Run
+from tests.tempproject import REPO_ROOT, Run
 
 SAMPLE = REPO_ROOT / "sampleproject"
 
