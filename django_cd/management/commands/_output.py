@@ -62,6 +62,16 @@ def summary(command: BaseCommand, outcome: Outcome) -> None:
         command.stderr.write(command.style.WARNING(f"Warning: {warning}"))
 
 
+def report(command: BaseCommand, outcome: Outcome, *, as_json: bool, verbosity: int) -> None:
+    """Print a deploy's or rollback's outcome; raise the loud failure unless it succeeded."""
+    if as_json:
+        write_json(command.stdout, outcome.as_dict())
+    elif verbosity >= 1:
+        summary(command, outcome)
+    if outcome.status != "success":
+        raise failure(outcome)
+
+
 def failure(outcome: Outcome) -> CommandError:
     """The loud failure: what failed, its output, and what was undone."""
     lines = [

@@ -12,9 +12,8 @@ from django.core.management.base import BaseCommand, CommandError
 
 from django_cd.management.commands._output import (
     environment,
-    failure,
+    report,
     step_printer,
-    summary,
     write_json,
 )
 from django_cd.pipeline import Deploy, PipelineError
@@ -62,12 +61,7 @@ class Command(BaseCommand):
                 "the lock is free. "
                 f"See manage.py releases --env={env.name}."
             ) from None
-        if as_json:
-            write_json(self.stdout, outcome.as_dict())
-        elif verbosity >= 1:
-            summary(self, outcome)
-        if outcome.status != "success":
-            raise failure(outcome)
+        report(self, outcome, as_json=as_json, verbosity=verbosity)
 
     def _print_plan(self, plan: dict[str, Any], as_json: bool) -> None:
         if as_json:

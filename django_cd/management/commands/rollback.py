@@ -12,10 +12,8 @@ from django.core.management.base import BaseCommand, CommandError
 
 from django_cd.management.commands._output import (
     environment,
-    failure,
+    report,
     step_printer,
-    summary,
-    write_json,
 )
 from django_cd.pipeline import PipelineError, Rollback
 
@@ -54,9 +52,4 @@ class Command(BaseCommand):
             raise CommandError(
                 "Rollback interrupted (Ctrl-C or SIGTERM); the lock is free."
             ) from None
-        if as_json:
-            write_json(self.stdout, outcome.as_dict())
-        elif verbosity >= 1:
-            summary(self, outcome)
-        if outcome.status != "success":
-            raise failure(outcome)
+        report(self, outcome, as_json=as_json, verbosity=verbosity)
