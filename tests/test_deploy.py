@@ -410,6 +410,28 @@ def test_rollback_needs_the_files_not_the_database(
     assert history(project)[-1]["status"] == "success"
 
 
+def test_rollback_and_server_work_from_a_broken_checkout(
+    project: Project, state: dict[str, Any]
+) -> None:
+    # A merge left conflict markers in version.txt: the checkout's checks fail...
+    version = project.repo / "sampleproject" / "notes" / "migrations" / "version.txt"
+    good = version.read_text()
+    version.write_text("<<<<<<< HEAD\n0002_a\n=======\n0002_b\n>>>>>>> theirs\n")
+    try:
+        check = project.manage("check")
+        assert check.returncode == 1
+        assert "django_cd.E031" in check.stderr
+        # ...but stopping, listing and rolling back are not held hostage by them.
+        assert project.manage("server", "status", "--env=staging").returncode == 0
+        assert project.manage("releases", "--env=staging").returncode == 0
+        for release in (state["v5"], state["v4"]):  # and back, as the next test expects
+            result = project.manage("rollback", "--env=staging", "--json", f"--to={release}")
+            assert result.returncode == 0, result.stderr
+            assert get(project.url("staging"))[:2] == (200, release)
+    finally:
+        version.write_text(good)
+
+
 def test_no_request_fails_during_a_deploy(project: Project, state: dict[str, Any]) -> None:
     """A bounded load loop runs while a code-only deploy switches and HUPs."""
     import threading

@@ -13,6 +13,10 @@ from django_cd.pipeline import PipelineError, Target, list_releases
 
 class Command(BaseCommand):
     help = "List an environment's releases: current, commit, who, when, status, backup."
+    # The checkout's own checks (version files, test pipelines) must not stand in the
+    # way of listing releases when something is broken; get_environment() still refuses a bad
+    # DJANGO_CD.
+    requires_system_checks: list[str] = []
 
     def add_arguments(self, parser: ArgumentParser) -> None:
         parser.add_argument("--env", required=True, help="The environment, e.g. staging.")

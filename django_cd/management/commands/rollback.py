@@ -20,6 +20,10 @@ from django_cd.pipeline import PipelineError, Rollback
 
 class Command(BaseCommand):
     help = "Roll an environment back to its previous release (or --to RELEASE)."
+    # The checkout's own checks (version files, test pipelines) must not stand in the
+    # way of a rollback when something is broken; get_environment() still refuses a bad
+    # DJANGO_CD.
+    requires_system_checks: list[str] = []
 
     def add_arguments(self, parser: ArgumentParser) -> None:
         parser.add_argument("--env", required=True, help="The environment, e.g. live.")

@@ -13,6 +13,10 @@ from django_cd.pipeline import PipelineError, StepFailed, Target
 
 class Command(BaseCommand):
     help = "Start, stop, reload or show the app server of an environment (serving current)."
+    # The checkout's own checks (version files, test pipelines) must not stand in the
+    # way of stopping or reloading a server when something is broken;
+    # get_environment() still refuses a bad DJANGO_CD.
+    requires_system_checks: list[str] = []
 
     def add_arguments(self, parser: ArgumentParser) -> None:
         parser.add_argument("action", choices=["start", "stop", "status", "reload"])
