@@ -3,10 +3,12 @@ deploy roots in temp dirs, free loopback ports, and HTTP probes."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -140,6 +142,10 @@ class Project:
     def stop_servers(self) -> None:
         for env in self.ports:
             self.manage("server", "stop", f"--env={env}", timeout=60)
+            # Should the command itself be what a test broke, no daemon outlives the test.
+            for pidfile in (self.root(env) / "shared").glob("run/*.pid"):
+                with contextlib.suppress(ValueError, OSError):
+                    os.kill(int(pidfile.read_text().strip()), signal.SIGTERM)
 
 
 def django_cd_config(project: Project) -> dict[str, Any]:
