@@ -3,14 +3,26 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured
 from django.core.management.base import BaseCommand, CommandError, OutputWrapper
 
 from django_cd import conf
-from django_cd.pipeline import Outcome, StepResult
+from django_cd.pipeline import Outcome, PipelineError, StepResult
+
+
+@contextmanager
+def engine_errors(interrupted: str = "Interrupted (Ctrl-C or SIGTERM).") -> Iterator[None]:
+    """Turn the engine's refusals and failures, and Ctrl-C, into ``CommandError``."""
+    try:
+        yield
+    except PipelineError as error:
+        raise CommandError(str(error)) from None
+    except KeyboardInterrupt:
+        raise CommandError(interrupted) from None
 
 
 def environment(name: str) -> conf.Environment:

@@ -8,15 +8,16 @@ from __future__ import annotations
 from argparse import ArgumentParser
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand
 
 from django_cd.management.commands._output import (
+    engine_errors,
     environment,
     report,
     step_printer,
     write_json,
 )
-from django_cd.pipeline import Deploy, PipelineError
+from django_cd.pipeline import Deploy
 
 
 class Command(BaseCommand):
@@ -39,7 +40,12 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         env = environment(options["env"])
         as_json, verbosity = options["json"], options["verbosity"]
-        try:
+        interrupted = (
+            "Deploy interrupted (Ctrl-C or SIGTERM): undone as far as it had gone; "
+            "the lock is free. "
+            f"See manage.py releases --env={env.name}."
+        )
+        with engine_errors(interrupted):
             deploy = Deploy(
                 env,
                 ref=options["ref"],
@@ -53,14 +59,6 @@ class Command(BaseCommand):
             if not as_json and verbosity >= 1:
                 self.stdout.write(f"Deploying {options['ref']} to {env.name} ({env.root})")
             outcome = deploy.run()
-        except PipelineError as error:
-            raise CommandError(str(error)) from None
-        except KeyboardInterrupt:
-            raise CommandError(
-                "Deploy interrupted (Ctrl-C or SIGTERM): undone as far as it had gone; "
-                "the lock is free. "
-                f"See manage.py releases --env={env.name}."
-            ) from None
         report(self, outcome, as_json=as_json, verbosity=verbosity)
 
     def _print_plan(self, plan: dict[str, Any], as_json: bool) -> None:

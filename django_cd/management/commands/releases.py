@@ -5,10 +5,10 @@ from __future__ import annotations
 from argparse import ArgumentParser
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand
 
-from django_cd.management.commands._output import environment, write_json
-from django_cd.pipeline import PipelineError, Target, list_releases
+from django_cd.management.commands._output import engine_errors, environment, write_json
+from django_cd.pipeline import Target, list_releases
 
 
 class Command(BaseCommand):
@@ -24,10 +24,8 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         env = environment(options["env"])
-        try:
+        with engine_errors():
             rows = list_releases(Target(env))
-        except PipelineError as error:
-            raise CommandError(str(error)) from None
         if options["json"]:
             write_json(self.stdout, rows)
             return

@@ -8,14 +8,15 @@ from __future__ import annotations
 from argparse import ArgumentParser
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand
 
 from django_cd.management.commands._output import (
+    engine_errors,
     environment,
     report,
     step_printer,
 )
-from django_cd.pipeline import PipelineError, Rollback
+from django_cd.pipeline import Rollback
 
 
 class Command(BaseCommand):
@@ -41,7 +42,7 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         env = environment(options["env"])
         as_json, verbosity = options["json"], options["verbosity"]
-        try:
+        with engine_errors("Rollback interrupted (Ctrl-C or SIGTERM); the lock is free."):
             rollback = Rollback(
                 env,
                 to=options["to"],
@@ -50,10 +51,4 @@ class Command(BaseCommand):
                 on_step=None if as_json else step_printer(self, verbosity),
             )
             outcome = rollback.run()
-        except PipelineError as error:
-            raise CommandError(str(error)) from None
-        except KeyboardInterrupt:
-            raise CommandError(
-                "Rollback interrupted (Ctrl-C or SIGTERM); the lock is free."
-            ) from None
         report(self, outcome, as_json=as_json, verbosity=verbosity)
