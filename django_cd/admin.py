@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.apps import apps
 from django.contrib import admin
 from django.http import HttpRequest
 
@@ -28,3 +29,8 @@ class DeploymentAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+
+if apps.is_installed("waffle"):
+    # The "Feature switches" panel registers itself; it needs django-waffle.
+    from django_cd.flags import admin as _flags_admin  # noqa: F401

@@ -1,7 +1,7 @@
 import sys
 from typing import Any
 
-from django.apps import AppConfig
+from django.apps import AppConfig, apps
 
 
 class DjangoCDConfig(AppConfig):
@@ -19,6 +19,22 @@ class DjangoCDConfig(AppConfig):
             start_early()
 
     def ready(self) -> None:
-        from django_cd import checks  # noqa: F401  (registers the system checks)
+        from django_cd import (
+            checks,  # noqa: F401  (registers the system checks)
+            release_checks,  # noqa: F401
+        )
+
+        # The flags layer stands on django-waffle; without it, only its checks load
+        # (they say how to install it when DJANGO_CD["FLAGS"] declares flags).
+        from django_cd.flags import checks as flags_checks  # noqa: F401
+        from django_cd.gates import checks as _gate_checks  # noqa: F401
+        from django_cd.instances import checks as instance_checks  # issue 15
         from django_cd.migration_version import checks as _version_checks  # noqa: F401
         from django_cd.testing import checks as testing_checks  # noqa: F401
+
+        instance_checks.connect()  # issue 15: --env=<template>.<instance>
+
+        if apps.is_installed("waffle"):
+            from django_cd.flags import signals
+
+            signals.connect()

@@ -9,8 +9,10 @@ them. Values are validated by :func:`validate` (which the system checks in
 
 from __future__ import annotations
 
+import grp
 import re
-from collections.abc import Mapping
+import shlex
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import PurePosixPath
@@ -21,11 +23,14 @@ from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.core.signals import setting_changed
 from django.dispatch import receiver
+from django.utils.module_loading import import_string
 
 #: Top-level keys of ``DJANGO_CD`` and their defaults (docs/settings.md).
 DEFAULTS: dict[str, Any] = {
     # name -> environment definition; see ENVIRONMENT_DEFAULTS.
     "ENVIRONMENTS": {},
+    # Feature flags declared in code: name -> {description, owner, kind, expires}.
+    "FLAGS": {},
     # Releases kept on each host; the current and the previous are never pruned.
     "KEEP_RELEASES": 5,
     # Test pipelines that ``manage.py test --pipeline=...`` knows.
@@ -40,6 +45,14 @@ DEFAULTS: dict[str, Any] = {
     "REPOSITORY": None,
     # Seconds after which a deploy lock counts as stale even if its holder may live.
     "LOCK_TIMEOUT": 3600,
+    # Backups of failed or killed deploys kept for inspection, newest first.
+    "KEEP_FAILED_BACKUPS": 2,
+    # Environment variables naming who runs a CI job, for the ``deployers`` gate.
+    "CI_IDENTITY_VARIABLES": ["BUILD_USER_ID", "GITHUB_ACTOR", "GITLAB_USER_LOGIN"],
+    # Sentry releases, deploy markers and failure events (docs/monitoring.md); None: off.
+    "SENTRY": None,
+    # StatsD metrics of each deploy and rollback (docs/monitoring.md); None: off.
+    "STATSD": None,
 }
 
 #: Fields of one environment and their defaults. ``None`` marks a required field.
@@ -61,6 +74,19 @@ ENVIRONMENT_DEFAULTS: dict[str, Any] = {
     "notifications": [],
     # Whether ``deploy --allow-dirty`` may deploy from a checkout with local changes.
     "allow_dirty": True,
+    # The one group (besides the deploying user) that may read the deploy root.
+    "group": None,
+    # Variables of the deployer's environment a release's processes keep, beyond
+    # PATH, HOME, LANG and the like (names, or patterns such as "SSL_*").
+    "inherit_env": [],
+    # The project's own deploy steps, and default steps replaced or skipped (docs/deploy.md).
+    "steps": [],
+    # Issue 15: makes the environment a template of testing instances (django_cd.instances,
+    # docs/instances.md); its own checks are django_cd.E140-E149.
+    "instances": None,
+    # Smoke test options and the watch after a switch (django_cd.smoke, docs/smoketest.md).
+    "smoke": {},
+    "watch": {},
 }
 REQUIRED_FIELDS = ("settings", "root")
 
@@ -91,6 +117,42 @@ class Server:
         return self.options.get(key, default)
 
 
+#: The deploy steps of the engine, in order (``django_cd.pipeline.deploy``).
+BUILT_IN_STEPS = (
+    "upload", "venv", "check", "clean_pyc", "collectstatic", "serve_check", "plan", "backup",
+    "migrate", "switch", "reload", "smoke", "finish",
+)  # fmt: skip
+#: Default deploy steps a project may replace (its own ``run``) or skip.
+REPLACEABLE_STEPS = ("check", "clean_pyc", "collectstatic")
+#: Steps a project's own step may go before or after: those of the prepare phase
+#: (nothing has changed yet) and, after only, ``migrate`` (before the switch).
+STEP_ANCHORS = ("check", "clean_pyc", "collectstatic", "serve_check", "migrate")
+STEP_KEYS = ("name", "run", "after", "before", "timeout", "on_failure", "when", "skip")
+STEP_TIMEOUT = 600.0
+STEP_NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
+
+
+@dataclass(frozen=True)
+class Step:
+    """A project's own deploy step, or a default one replaced or skipped (``skip``).
+
+    ``run`` is the command, run in the release directory with the release's
+    environment; ``manage.py`` as its first word means the release's own. It
+    runs after or before another step; ``on_failure`` says whether its failure
+    undoes the deploy (``undo``) or is a warning (``warn``); ``when`` is
+    ``always`` or ``first_deploy`` (only while the environment has no release).
+    """
+
+    name: str
+    run: tuple[str, ...] = ()
+    after: str | None = None
+    before: str | None = None
+    timeout: float = STEP_TIMEOUT
+    on_failure: str = "undo"
+    when: str = "always"
+    skip: bool = False
+
+
 @dataclass(frozen=True)
 class Environment:
     """One deploy target (``staging``, ``live``, ...), built from ``DJANGO_CD``."""
@@ -112,6 +174,22 @@ class Environment:
     smoke_checks: tuple[Any, ...]
     notifications: tuple[Any, ...]
     allow_dirty: bool = True
+    group: str | None = None
+    inherit_env: tuple[str, ...] = ()
+    steps: tuple[Step, ...] = ()
+    #: The ``instances`` dict of a template of testing instances (django_cd.instances).
+    instances: Mapping[str, Any] | None = None
+    smoke: Mapping[str, Any] = field(default_factory=dict)
+    watch: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def strict(self) -> bool:
+        """True at the end of a promotion path (``promote_from`` set): live-like.
+
+        Strict environments hold the gates to the higher standard: ``check --deploy``
+        fails on warnings, and risky migrations fail instead of warning.
+        """
+        return self.promote_from is not None
 
     @property
     def is_local(self) -> bool:
@@ -131,6 +209,11 @@ class Problem:
     msg: str
     hint: str
 
+    @property
+    def is_warning(self) -> bool:
+        """Warnings (``django_cd.W...``) are reported but never stop a deploy."""
+        return self.id.startswith("django_cd.W")
+
 
 class UnknownEnvironment(ImproperlyConfigured):
     pass
@@ -148,12 +231,17 @@ def get_config() -> dict[str, Any]:
 @cache
 def environments() -> dict[str, Environment]:
     """Every valid environment by name. Invalid ones raise ``ImproperlyConfigured``."""
-    problems = validate()
+    problems = [p for p in validate() if not p.is_warning]
     if problems:
         lines = "\n".join(f"  {p.id}: {p.msg} Hint: {p.hint}" for p in problems)
         raise ImproperlyConfigured(f"DJANGO_CD is not valid:\n{lines}")
     raw = get_config()["ENVIRONMENTS"]
     return {name: _build_environment(name, definition) for name, definition in raw.items()}
+
+
+#: Issue 15: functions that build an environment DJANGO_CD does not list by name (a
+#: testing instance, "<template>.<instance>"); django_cd.instances registers its own.
+DERIVED_ENVIRONMENTS: list[Callable[[str], Environment | None]] = []
 
 
 def get_environment(name: str) -> Environment:
@@ -162,6 +250,10 @@ def get_environment(name: str) -> Environment:
     try:
         return envs[name]
     except KeyError:
+        for derive in DERIVED_ENVIRONMENTS:
+            derived = derive(name)
+            if derived is not None:
+                return derived
         known = ", ".join(sorted(envs)) or "none are defined"
         raise UnknownEnvironment(
             f"Unknown environment {name!r}. Known environments: {known}. "
@@ -191,6 +283,26 @@ def _build_environment(name: str, definition: Mapping[str, Any]) -> Environment:
         smoke_checks=tuple(values["smoke_checks"]),
         notifications=tuple(values["notifications"]),
         allow_dirty=values["allow_dirty"],
+        group=values["group"],
+        instances=values["instances"],
+        inherit_env=tuple(values["inherit_env"]),
+        steps=tuple(_build_step(step) for step in values["steps"]),
+        smoke=dict(values["smoke"]),
+        watch=dict(values["watch"]),
+    )
+
+
+def _build_step(step: Mapping[str, Any]) -> Step:
+    run = step.get("run")
+    return Step(
+        name=step["name"],
+        run=tuple(shlex.split(run) if isinstance(run, str) else run or ()),
+        after=step.get("after"),
+        before=step.get("before"),
+        timeout=float(step.get("timeout", STEP_TIMEOUT)),
+        on_failure=step.get("on_failure", "undo"),
+        when=step.get("when", "always"),
+        skip=bool(step.get("skip", False)),
     )
 
 
@@ -231,6 +343,8 @@ def validate() -> list[Problem]:
     problems += _validate_options(config)
     problems += _validate_environments(config["ENVIRONMENTS"], config["PIPELINES"])
     problems += _validate_deploy_options(config)
+    problems += _validate_privacy(config)
+    problems += _validate_monitoring(config)
     return problems
 
 
@@ -274,6 +388,10 @@ def _validate_options(config: Mapping[str, Any]) -> list[Problem]:
         problems.append(_type_problem("DJANGO_CD['FIRST_PARTY_APPS']", "a list of app labels"))
     if config["REPOSITORY"] is not None and not isinstance(config["REPOSITORY"], str):
         problems.append(_type_problem("DJANGO_CD['REPOSITORY']", "a path string or None"))
+    if not _is_str_list(config["CI_IDENTITY_VARIABLES"]):
+        problems.append(
+            _type_problem("DJANGO_CD['CI_IDENTITY_VARIABLES']", "a list of variable names")
+        )
     return problems
 
 
@@ -385,7 +503,7 @@ def _validate_environment(
         if duplicates:
             problems.append(
                 Problem(
-                    "django_cd.E008",
+                    "django_cd.E070",
                     f"{where} lists host(s) {', '.join(duplicates)} more than once.",
                     "List each host once.",
                 )
@@ -440,6 +558,183 @@ def _validate_environment(
     for key in ("smoke_checks", "notifications"):
         if not isinstance(values[key], list | tuple):
             bad(key, "a list")
+    problems += _validate_hooks(where, values["smoke_checks"])
+    problems += _validate_inherit_env(where, values["inherit_env"])
+    problems += _validate_steps(where, values["steps"])
+    problems += _not_enforced_yet(where, env)
+    return problems
+
+
+def _validate_steps(where: str, steps: Any) -> list[Problem]:
+    """A project's steps: each problem is found here, not halfway through a deploy."""
+    if not isinstance(steps, list | tuple) or not all(
+        isinstance(step, Mapping) and isinstance(step.get("name"), str) for step in steps
+    ):
+        return [
+            Problem(
+                "django_cd.E060",
+                f"{where}: 'steps' must be a list of dicts, each with a 'name'.",
+                "e.g. [{'name': 'compress', 'after': 'collectstatic', "
+                "'run': 'manage.py compress --force'}] (docs/deploy.md).",
+            )
+        ]
+    problems: list[Problem] = []
+    seen: list[str] = []
+    for step in steps:
+        problems += _validate_step(f"{where}: step {step['name']!r}", step, seen)
+        seen.append(step["name"])
+    return problems
+
+
+def _validate_step(where: str, step: Mapping[str, Any], earlier: list[str]) -> list[Problem]:
+    name = step["name"]
+
+    def problem(number: str, message: str, hint: str) -> list[Problem]:
+        return [Problem(f"django_cd.E{number}", f"{where} {message}", hint)]
+
+    unknown = [key for key in step if key not in STEP_KEYS]
+    if unknown:
+        return problem(
+            "061",
+            f"has unknown key(s) {', '.join(map(repr, unknown))}.",
+            f"A step's keys are {', '.join(STEP_KEYS)}.",
+        )
+    if not STEP_NAME_RE.match(name) or name in earlier:
+        return problem(
+            "062",
+            "needs a name of its own: lowercase letters, digits and _, not used twice.",
+            "Name each step once, e.g. 'compress' or 'npm_build'.",
+        )
+    run, after, before = step.get("run"), step.get("after"), step.get("before")
+    default = name in BUILT_IN_STEPS
+    if step.get("skip") is not None and not isinstance(step.get("skip"), bool):
+        return problem("064", "has a 'skip' that is not True or False.", "Use 'skip': True.")
+    if default:
+        if name not in REPLACEABLE_STEPS or after or before or not (run or step.get("skip")):
+            return problem(
+                "063",
+                "is a default step: only check, clean_pyc and collectstatic can be replaced "
+                "(with 'run') or skipped (with 'skip': True), in their place.",
+                "Give your own step another name, with 'after' or 'before'.",
+            )
+    elif step.get("skip"):
+        return problem("063", "skips a step that is not a default one.", "Remove the step.")
+    elif (after is None) == (before is None) or (after or before) not in (
+        *STEP_ANCHORS,
+        *earlier,
+    ):
+        return problem(
+            "063",
+            "needs exactly one of 'after' or 'before', naming a step it runs next to.",
+            f"Use one of {', '.join(STEP_ANCHORS)} or an earlier step of yours "
+            "(only 'after' for migrate).",
+        )
+    elif before == "migrate":
+        return problem(
+            "063",
+            "runs before migrate: between the backup and migrate nothing may run.",
+            "Use 'after': 'serve_check' (before anything changes) or 'after': 'migrate'.",
+        )
+    if step.get("skip"):
+        return []
+    if not (
+        (isinstance(run, str) and _splits(run) and run.strip())
+        or (isinstance(run, list | tuple) and run and all(isinstance(a, str) for a in run))
+    ):
+        return problem(
+            "064",
+            f"has a 'run' that is not a command: {run!r}.",
+            "Give a command line ('manage.py compress --force') or a list of arguments "
+            "(['sh', '-c', 'npm ci && npm run build']).",
+        )
+    timeout = step.get("timeout", STEP_TIMEOUT)
+    if not isinstance(timeout, int | float) or isinstance(timeout, bool) or timeout <= 0:
+        return problem("064", f"has a 'timeout' of {timeout!r}.", "Give seconds, e.g. 600.")
+    if step.get("on_failure", "undo") not in ("undo", "warn"):
+        return problem(
+            "064",
+            f"has 'on_failure' {step.get('on_failure')!r}.",
+            "Use 'undo' (its failure undoes the deploy) or 'warn' (a warning, the deploy "
+            "goes on).",
+        )
+    if step.get("when", "always") not in ("always", "first_deploy"):
+        return problem(
+            "064",
+            f"has 'when' {step.get('when')!r}.",
+            "Use 'always' or 'first_deploy' (only while the environment has no release).",
+        )
+    return []
+
+
+INHERIT_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\*?$")
+
+
+def _validate_inherit_env(where: str, names: Any) -> list[Problem]:
+    if isinstance(names, list | tuple) and all(
+        isinstance(n, str) and INHERIT_RE.match(n) for n in names
+    ):
+        return []
+    return [
+        Problem(
+            "django_cd.E059",
+            f"{where}: 'inherit_env' must be a list of variable names (a trailing * "
+            f"matches a prefix), not {names!r}.",
+            "List the deployer's variables the release needs, e.g. ['SSL_CERT_FILE', "
+            "'AWS_*']; secrets and options belong in shared/.env.",
+        )
+    ]
+
+
+def _validate_hooks(where: str, hooks: Any) -> list[Problem]:
+    """Import every dotted path now: a typo is a check error, not a rollback in production."""
+    if not isinstance(hooks, list | tuple):
+        return []
+    problems = []
+    for hook in hooks:
+        if isinstance(hook, Mapping):  # a declared HTTP check: django_cd.smoke.config
+            continue
+        if not isinstance(hook, str):
+            if not callable(hook):
+                problems.append(
+                    _type_problem(f"{where}: 'smoke_checks'", "dotted paths or callables")
+                )
+            continue
+        try:
+            found = import_string(hook)
+        except ImportError as error:
+            problems.append(
+                Problem(
+                    "django_cd.E073",
+                    f"{where}: smoke check {hook!r} cannot be imported ({error}).",
+                    "Fix the dotted path to a callable (env, url, release_id), "
+                    "e.g. 'myproject.smoke.front_page'.",
+                )
+            )
+            continue
+        if not callable(found):
+            problems.append(
+                Problem(
+                    "django_cd.E074",
+                    f"{where}: smoke check {hook!r} is not callable.",
+                    "Point it at a function taking (env, url, release_id).",
+                )
+            )
+    return problems
+
+
+def _not_enforced_yet(where: str, env: Mapping[str, Any]) -> list[Problem]:
+    """Settings that are accepted but do nothing yet say so instead of looking like safety."""
+    problems = []
+    strategy = env.get("strategy", "parallel")
+    if strategy in STRATEGIES and strategy != "parallel":
+        problems.append(
+            Problem(
+                "django_cd.W070",
+                f"{where}: strategy {strategy!r} is set but not enforced yet: every host "
+                "is deployed at once.",
+                "Remove 'strategy' (or set 'parallel') until rolling and canary deploys land.",
+            )
+        )
     return problems
 
 
@@ -475,7 +770,7 @@ def _validate_server(where: str, server: Any) -> list[Problem]:
     if unknown:
         return [
             Problem(
-                "django_cd.E014",
+                "django_cd.E071",
                 f"{where}: server type {server['type']!r} does not take "
                 f"{', '.join(map(repr, unknown))}.",
                 f"Its keys are: {', '.join(sorted(allowed)) or 'only type'}.",
@@ -484,7 +779,7 @@ def _validate_server(where: str, server: Any) -> list[Problem]:
     if server["type"] == "command" and not isinstance(server.get("reload"), str):
         return [
             Problem(
-                "django_cd.E014",
+                "django_cd.E072",
                 f"{where}: server type 'command' needs a 'reload' command string.",
                 "E.g. {'type': 'command', 'reload': 'sudo systemctl reload myproject'}.",
             )
@@ -521,4 +816,160 @@ def _validate_deploy_options(config: Mapping[str, Any]) -> list[Problem]:
                     "Set it to False for environments such as live.",
                 )
             )
+        server = env.get("server", {})
+        if isinstance(server, Mapping) and server.get("type") in SERVER_KEYS:
+            problems += _validate_server_values(
+                f"Environment {name!r}", server, template="instances" in env
+            )
     return problems
+
+
+WSGI_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.]*(:[A-Za-z_][A-Za-z0-9_]*)?$")
+
+
+def _validate_server_values(
+    where: str, server: Mapping[str, Any], template: bool = False
+) -> list[Problem]:
+    """Every value of a server a user can set, so none first fails mid-deploy.
+
+    A template of testing instances (``template``) has no ``bind``: each instance gets its own.
+    """
+    problems = []
+
+    def problem(check_id: str, message: str, hint: str) -> None:
+        problems.append(Problem(check_id, f"{where}: {message}", hint))
+
+    if server["type"] in ("gunicorn", "uwsgi"):
+        missing = [
+            k for k in ("bind", "wsgi") if k not in server and not (template and k == "bind")
+        ]
+        if missing:
+            problem(
+                "django_cd.E058",
+                f"server type {server['type']!r} needs {' and '.join(map(repr, missing))}.",
+                "django-cd starts this server itself: give it e.g. "
+                "{'bind': '127.0.0.1:8001', 'wsgi': 'myproject.wsgi'}.",
+            )
+    timeout = server.get("timeout", 30)
+    if not isinstance(timeout, int | float) or isinstance(timeout, bool) or timeout <= 0:
+        problem(
+            "django_cd.E052",
+            f"server 'timeout' must be a positive number of seconds, not {timeout!r}.",
+            "E.g. 'timeout': 30 (how long a start or reload may take).",
+        )
+    workers = server.get("workers", 2)
+    if not isinstance(workers, int) or isinstance(workers, bool) or workers < 1:
+        problem(
+            "django_cd.E053",
+            f"server 'workers' must be a whole number of at least 1, not {workers!r}.",
+            "E.g. 'workers': 2 (about twice the cores is a common start).",
+        )
+    if "bind" in server and not _valid_bind(server["bind"]):
+        problem(
+            "django_cd.E054",
+            f"server 'bind' {server['bind']!r} is not 'host:port' (port 1-65535).",
+            "E.g. 'bind': '127.0.0.1:8001' (an address only this environment serves).",
+        )
+    if "wsgi" in server and not (
+        isinstance(server["wsgi"], str) and WSGI_RE.match(server["wsgi"])
+    ):
+        problem(
+            "django_cd.E055",
+            f"server 'wsgi' {server['wsgi']!r} is not a module path.",
+            "E.g. 'wsgi': 'myproject.wsgi' or 'myproject.wsgi:application'.",
+        )
+    for key in ("args", "start", "reload", "stop"):
+        if (
+            key in server
+            and not (key == "args" and server[key] == "")
+            and not _splits(server[key])
+        ):
+            problem(
+                "django_cd.E056",
+                f"server {key!r} must be a command line string with balanced quotes.",
+                f"E.g. '{key}': 'sudo systemctl {key} myproject' (split as a shell would).",
+            )
+    if "fifo" in server and not (
+        isinstance(server["fifo"], str) and server["fifo"].startswith("/")
+    ):
+        problem(
+            "django_cd.E057",
+            f"server 'fifo' {server['fifo']!r} is not an absolute path.",
+            "Leave it out (django-cd makes one per master) or use e.g. '/run/myproject.fifo'.",
+        )
+    return problems
+
+
+def _valid_bind(bind: Any) -> bool:
+    if not isinstance(bind, str) or ":" not in bind:
+        return False
+    host, _, port = bind.rpartition(":")
+    return bool(host) and port.isdigit() and 0 < int(port) < 65536
+
+
+def _splits(command: Any) -> bool:
+    if not isinstance(command, str) or not command.strip():
+        return False
+    try:
+        shlex.split(command)
+    except ValueError:
+        return False
+    return True
+
+
+# Privacy and backup retention (django_cd.E090-E099) --------------------------
+
+
+def _validate_privacy(config: Mapping[str, Any]) -> list[Problem]:
+    problems = []
+    keep = config["KEEP_FAILED_BACKUPS"]
+    if not isinstance(keep, int) or isinstance(keep, bool) or keep < 0:
+        problems.append(
+            Problem(
+                "django_cd.E090",
+                "DJANGO_CD['KEEP_FAILED_BACKUPS'] must be an integer of at least 0, "
+                f"not {keep!r}.",
+                "The number of failed deploys' backups to keep for inspection, e.g. 2.",
+            )
+        )
+    envs = config["ENVIRONMENTS"]
+    if not isinstance(envs, Mapping):
+        return problems
+    for name, env in envs.items():
+        if isinstance(env, Mapping):
+            problems += _validate_group(name, env.get("group"))
+    return problems
+
+
+def _validate_group(name: str, group: Any) -> list[Problem]:
+    if group is None:
+        return []
+    if not isinstance(group, str) or not group:
+        return [
+            Problem(
+                "django_cd.E091",
+                f"Environment {name!r}: 'group' must be a group name or None, not {group!r}.",
+                "E.g. 'deploy', or None to keep the deploy root to the deploying user.",
+            )
+        ]
+    try:
+        grp.getgrnam(group)
+    except KeyError:
+        return [
+            Problem(
+                "django_cd.E092",
+                f"Environment {name!r}: the group {group!r} does not exist on this host.",
+                f"Create it (groupadd {group}) and add the deploying user, or fix the name.",
+            )
+        ]
+    return []
+
+
+# Smoke tests, the watch, notifications, metrics (django_cd.E130-E139, W130-W139) ----
+
+
+def _validate_monitoring(config: Mapping[str, Any]) -> list[Problem]:
+    from django_cd.monitoring import config as monitoring_config
+    from django_cd.smoke import config as smoke_config  # the layers own their keys
+
+    return smoke_config.validate(config) + monitoring_config.validate(config)

@@ -21,6 +21,7 @@ wins). The file is read into a private mapping, not into ``os.environ``.
 
 from __future__ import annotations
 
+import io
 import logging
 import os
 from collections.abc import Callable, Mapping
@@ -37,6 +38,7 @@ __all__ = [
     "database_url",
     "integer",
     "list",
+    "parse_env_text",
     "read",
     "read_env_file",
     "secret",
@@ -47,6 +49,20 @@ _list = list
 _MISSING: Any = object()
 
 ENV_FILE_VARIABLE = "DJANGO_ENV_FILE"
+#: Set by django-cd's engine for a release's processes; a ``.env`` file cannot change them.
+ENGINE_VARIABLES = frozenset(
+    {
+        "DJANGO_SETTINGS_MODULE",
+        ENV_FILE_VARIABLE,
+        "VIRTUAL_ENV",
+        "PATH",
+        "PYTHONDONTWRITEBYTECODE",
+        "DJANGO_CD_RELEASE_ENV",
+        "DJANGO_CD_WSGI",
+        "DJANGO_CD_RELEASE_DIR",
+        "DJANGO_CD_NEEDS",
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -141,11 +157,27 @@ def database_url(*, default: Any = _MISSING) -> Variable:
             raise _Malformed("could not be parsed as a database URL") from None
 
     holds = "a database URL such as postgres://user:password@host:5432/name"
+    if isinstance(default, str):
+        # As django-environ's db_url(): a URL given as the default is parsed like a value.
+        try:
+            default = parse(default)
+        except _Malformed as error:
+            raise ImproperlyConfigured(f"The default database URL {error}.") from None
     return Variable(parse, holds, default, is_secret=True)
 
 
 def read_env_file(path: str | os.PathLike[str]) -> dict[str, str]:
     """The variables of a ``.env`` file (``KEY=value`` lines, ``#`` comments)."""
+    return parse_env_text(Path(path).read_text(encoding="utf-8"))
+
+
+def project_variables(values: Mapping[str, str]) -> dict[str, str]:
+    """``values`` without the engine's own variables (see ``ENGINE_VARIABLES``)."""
+    return {k: v for k, v in values.items() if k not in ENGINE_VARIABLES}
+
+
+def parse_env_text(text: str) -> dict[str, str]:
+    """The variables of the text of a ``.env`` file, parsed as django-environ does."""
 
     class _FileEnv(environ.Env):
         ENVIRON: dict[str, str] = {}
@@ -155,7 +187,7 @@ def read_env_file(path: str | os.PathLike[str]) -> dict[str, str]:
     logger = logging.getLogger("environ.environ")
     was_disabled, logger.disabled = logger.disabled, True
     try:
-        _FileEnv.read_env(str(path), overwrite=True)
+        _FileEnv.read_env(io.StringIO(text), overwrite=True)
     finally:
         logger.disabled = was_disabled
     return dict(_FileEnv.ENVIRON)

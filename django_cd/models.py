@@ -35,3 +35,47 @@ class Deployment(models.Model):
 
     def __str__(self) -> str:
         return f"{self.action} {self.release} to {self.environment}: {self.status}"
+
+
+class FlagRule(models.Model):
+    """What django-cd adds to a django-waffle flag: conditions, a schedule, inheritance.
+
+    Keyed by the waffle flag's name (not a foreign key: waffle's flag model is
+    swappable and a rule may be written before its flag exists, e.g. by an import).
+    """
+
+    name = models.CharField(max_length=100, unique=True)
+    # A ``parent:child`` flag that defers to its parent (gargoyle's "inherit").
+    inherit = models.BooleanField(default=False)
+    # [{"kind": "environment", "value": ["staging"], "exclude": false}, ...]
+    conditions = models.JSONField(default=list, blank=True)
+    on_after = models.DateTimeField(null=True, blank=True)
+    off_after = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = "feature switch"
+        verbose_name_plural = "feature switches"
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class FlagChange(models.Model):
+    """One change of a flag's state: the audit log (admin, command, import, rollback)."""
+
+    name = models.CharField(max_length=100, db_index=True)
+    at = models.DateTimeField()
+    by = models.CharField(max_length=200)
+    source = models.CharField(max_length=16)
+    old = models.JSONField(null=True, blank=True)
+    new = models.JSONField(null=True, blank=True)
+    reason = models.TextField(blank=True)
+    release = models.CharField(max_length=64, blank=True)
+
+    class Meta:
+        ordering = ["-at", "-id"]
+        verbose_name = "flag change"
+
+    def __str__(self) -> str:
+        return f"{self.name} by {self.by} at {self.at:%Y-%m-%d %H:%M}"

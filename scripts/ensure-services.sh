@@ -1,7 +1,16 @@
 #!/usr/bin/env bash
 # Start (or install, then start) the services the test suite talks to:
-# PostgreSQL on 127.0.0.1:5432 with trust auth for local connections.
+# PostgreSQL on 127.0.0.1:5432 with trust auth for local connections, and
+# Debian's Chromium with its driver for the admin panel's browser test.
 set -euo pipefail
+
+if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1; then
+    echo "Installing Chromium and chromedriver from Debian's packages..."
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq chromium chromium-driver >/dev/null
+fi
+echo "Chromium is ready: $(chromium --version 2>/dev/null | head -n 1)."
 
 pg_ready() { pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; }
 

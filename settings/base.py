@@ -20,6 +20,8 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django_extensions",
     "dbbackup",
+    "waffle",
+    "health_check",
     "django_cd",
     "notes",
 ]
@@ -27,6 +29,8 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     # First, so every answer (redirects and errors too) says which release served it.
     "django_cd.middleware.ReleaseHeaderMiddleware",
+    # Counts responses by status per release: the deploy's watch reads the 5xx.
+    "django_cd.smoke.counter.ResponseCountMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -84,8 +88,17 @@ MEDIA_ROOT = VAR_DIR / "media"
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
-# Where the deploy targets of this project live: see docs/settings.md.
+# Where the deploy targets of this project live, and the feature flags its code
+# declares: see docs/settings.md and docs/flags.md.
 DJANGO_CD = {
+    "FLAGS": {
+        "board_stats": {
+            "description": "A link to the board's stats on the notes list",
+            "owner": "notes",
+            "kind": "release",
+            "expires": "2027-06-30",
+        },
+    },
     "ENVIRONMENTS": {
         "staging": {
             "settings": "settings.staging",
@@ -95,6 +108,12 @@ DJANGO_CD = {
             "urls": ["http://127.0.0.1:8601/"],
             "server": {"type": "gunicorn", "bind": "127.0.0.1:8601", "wsgi": "notesboard.wsgi"},
             "required_pipelines": ["unit", "functional"],
+            # The smoke test after each switch also asks the health URL; then the
+            # watch probes for 10 s and rolls back on any 5xx (docs/smoketest.md).
+            "smoke": {"defaults": ["home", "admin", "health"]},
+            "watch": {"seconds": 10, "max_5xx": 0},
+            # Told either way, through Django's mail system (printed by settings.dev).
+            "notifications": [{"type": "mail", "to": ["ops@example.com"]}],
         },
         "live": {
             "settings": "settings.live",
@@ -107,6 +126,23 @@ DJANGO_CD = {
             "promote_from": "staging",
             "backup": "always",
             "allow_dirty": False,
+        },
+        # A testing instance per feature branch or pull request, each on a fresh copy of
+        # staging's database (docs/instances.md): manage.py instance create --env=testing
+        # pr-12 --ref BRANCH. Its shared/.env is the model of each instance's.
+        "testing": {
+            "settings": "settings.staging",
+            "root": str(DEPLOY_DIR / "testing"),
+            "manage": "sampleproject/manage.py",
+            "requirements": "sampleproject/requirements.txt",
+            "server": {"type": "gunicorn", "wsgi": "notesboard.wsgi", "workers": 1},
+            "instances": {
+                "ports": [8610, 8649],
+                "database": "db-{name}.sqlite3",
+                "database_from": "staging",
+                "max_instances": 10,
+                "scrub": "scrub_personal_data --yes",
+            },
         },
     },
 }

@@ -15,3 +15,5 @@ DATABASES = {
 VAR_DIR.mkdir(exist_ok=True)
 
 LOGGING = logging_config("INFO")
+# Deploy notifications by mail (DJANGO_CD "notifications") are printed, not sent.
+EMAIL_BACKEND = "django.core.mail.backends.console.EmailBackend"

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -40,11 +41,29 @@ def commit_all(repo: Path, message: str) -> str:
     return git(repo, "rev-parse", "HEAD").strip()
 
 
+def set_title(project: Project, title: str) -> str:
+    """Commit a code-only change to the sample project: the board's title."""
+    views = project.repo / "sampleproject" / "notes" / "views.py"
+    text = views.read_text()
+    start = text.index('BOARD_TITLE = "') + len('BOARD_TITLE = "')
+    views.write_text(text[:start] + title + text[text.index('"', start) :])
+    return commit_all(project.repo, f"Title: {title}")
+
+
 class Project:
-    """A scratch git repository of the sample project with its own deploy roots."""
+    """A scratch git repository of the sample project with its own deploy roots.
+
+    ``venvs``: a directory of virtualenvs built by an earlier project (see the
+    ``sample_venvs`` fixture); each is linked into every deploy root, so a deploy
+    of unchanged requirements reuses it instead of running pip for a minute.
+    """
 
     def __init__(
-        self, base: Path, envs: tuple[str, ...] = ("staging",), server: str = "gunicorn"
+        self,
+        base: Path,
+        envs: tuple[str, ...] = ("staging",),
+        server: str = "gunicorn",
+        venvs: Path | None = None,
     ) -> None:
         self.server = server
         self.repo = base / "repo"
@@ -64,6 +83,15 @@ class Project:
         commit_all(self.repo, "Sample project")
         for name in envs:
             self.write_env_file(name)
+            if venvs is not None:
+                self.link_venvs(name, venvs)
+
+    def link_venvs(self, env: str, venvs: Path) -> None:
+        target = self.root(env) / "venvs"
+        target.mkdir(parents=True, exist_ok=True)
+        for built in venvs.iterdir():
+            if (built / ".django-cd-complete").exists() and not (target / built.name).exists():
+                (target / built.name).symlink_to(built.resolve())
 
     def root(self, env: str) -> Path:
         return self.deploy_dir / env
@@ -156,15 +184,31 @@ def django_cd_config(project: Project) -> dict[str, Any]:
     return {**namespace["DJANGO_CD"], "REPOSITORY": str(project.repo)}
 
 
+# ``migrations.AddField("note", "colour", models.CharField(...)),`` on one line.
+ADD_FIELD = re.compile(
+    r"""migrations\.AddField\(["'](\w+)["'], ["'](\w+)["'], (models\.\w+\(.*\))\),?\s*$""", re.M
+)
+
+
 def write_file(target: Path, content: str) -> None:
     """Write a file into the project; a new migration also updates its app's version.txt,
-    as django-cd's makemigrations would (the version-file check runs in every deploy)."""
+    as django-cd's makemigrations would (the version-file check runs in every deploy),
+    and the fields it adds go into the model, as when makemigrations wrote it (the
+    predeploy gates refuse migrations that do not match the models)."""
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(content)
     if target.parent.name == "migrations" and target.name[:4].isdigit():
         version = target.parent / "version.txt"
         names = [version.read_text().strip(), target.stem] if version.exists() else [target.stem]
         version.write_text(max(names) + "\n")
+        models = target.parent.parent / "models.py"
+        for model, name, field in ADD_FIELD.findall(content):
+            text = models.read_text()
+            marker = f"class {model.capitalize()}(models.Model):"
+            meta = text.index("\n    class Meta:", text.index(marker))
+            line = f"\n    {name} = {field}"
+            if line not in text:
+                models.write_text(text[:meta] + line + text[meta:])
 
 
 def branch_with(project: Project, name: str, base: str, files: dict[str, str]) -> str:

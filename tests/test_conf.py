@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import pytest
 from django.core.checks import Error
 from django.core.exceptions import ImproperlyConfigured
@@ -11,6 +14,7 @@ from django_cd import conf
 from django_cd.checks import check_settings
 
 GOOD_ENV = {"settings": "settings.staging", "root": "/srv/app/staging"}
+GUNICORN_MIN = {"type": "gunicorn", "bind": "127.0.0.1:8001", "wsgi": "app.wsgi"}
 
 
 def ids(config: object) -> list[str]:
@@ -31,8 +35,15 @@ def test_valid_config_has_no_errors():
                 "settings": "settings.live",
                 "root": "/srv/app/live",
                 "hosts": ["deploy@web1.example.com", "deploy@web2.example.com:2222"],
-                "server": {"type": "uwsgi", "fifo": "/srv/app/live/shared/uwsgi.fifo"},
-                "strategy": "rolling",
+                "server": {
+                    "type": "uwsgi",
+                    "bind": "127.0.0.1:8002",
+                    "wsgi": "myproject.wsgi:application",
+                    "fifo": "/srv/app/live/shared/uwsgi.fifo",
+                    "workers": 4,
+                    "timeout": 12.5,
+                    "args": "--harakiri 30",
+                },
                 "backup": "always",
                 "promote_from": "staging",
                 "required_pipelines": ["unit", "functional"],
@@ -113,7 +124,8 @@ def test_duplicate_hosts_and_shared_roots():
             }
         }
     )
-    assert [e.id for e in errors] == ["django_cd.E008", "django_cd.E008"]
+    # One id, one meaning: E070 a host listed twice, E008 a root shared by two environments.
+    assert [e.id for e in errors] == ["django_cd.E070", "django_cd.E008"]
     assert errors[0].msg == "Environment 'staging' lists host(s) web1 more than once."
     assert errors[1].msg == (
         "Environment 'live' shares root '/srv/qa' on host 'local' with environment 'qa'."
@@ -164,17 +176,58 @@ def test_bad_url():
 
 
 @pytest.mark.parametrize(
-    ("server", "msg"),
+    ("server", "check_id", "msg"),
     [
-        ({"type": "apache"}, "'server' must be a dict whose 'type' is one of"),
-        ({"type": "gunicorn", "fifo": "/x"}, "server type 'gunicorn' does not take 'fifo'."),
-        ({"type": "command"}, "server type 'command' needs a 'reload' command string."),
+        ({"type": "apache"}, "E014", "'server' must be a dict whose 'type' is one of"),
+        ("gunicorn", "E014", "'server' must be a dict whose 'type' is one of"),
+        (
+            {**GUNICORN_MIN, "fifo": "/x"},
+            "E071",
+            "server type 'gunicorn' does not take 'fifo'.",
+        ),
+        ({"type": "command"}, "E072", "server type 'command' needs a 'reload' command string."),
     ],
 )
-def test_bad_server(server, msg):
+def test_bad_server(server, check_id, msg):
     [error] = messages({"ENVIRONMENTS": {"staging": {**GOOD_ENV, "server": server}}})
-    assert error.id == "django_cd.E014"
+    assert error.id == f"django_cd.{check_id}"
     assert msg in error.msg
+
+
+GUNICORN = {"type": "gunicorn", "bind": "127.0.0.1:8001", "wsgi": "myproject.wsgi"}
+
+
+@pytest.mark.parametrize(
+    ("server", "check_id", "msg"),
+    [
+        ({"type": "gunicorn"}, "E058", "server type 'gunicorn' needs 'bind' and 'wsgi'."),
+        ({**GUNICORN, "timeout": "abc"}, "E052", "server 'timeout' must be a positive number"),
+        ({**GUNICORN, "timeout": 0}, "E052", "of seconds, not 0."),
+        ({**GUNICORN, "timeout": True}, "E052", "of seconds, not True."),
+        ({**GUNICORN, "workers": "2"}, "E053", "a whole number of at least 1, not '2'."),
+        ({**GUNICORN, "workers": 0}, "E053", "a whole number of at least 1, not 0."),
+        ({**GUNICORN, "bind": "8001"}, "E054", "server 'bind' '8001' is not 'host:port'"),
+        ({**GUNICORN, "bind": "127.0.0.1:99999"}, "E054", "(port 1-65535)."),
+        ({**GUNICORN, "wsgi": "my-project/wsgi.py"}, "E055", "is not a module path."),
+        ({**GUNICORN, "args": "--name 'unclosed"}, "E056", "server 'args' must be a command"),
+        (
+            {"type": "command", "reload": "systemctl reload 'app"},
+            "E056",
+            "server 'reload' must be a command line string with balanced quotes.",
+        ),
+        (
+            {"type": "uwsgi", "bind": "127.0.0.1:1", "wsgi": "a.wsgi", "fifo": "run/x.fifo"},
+            "E057",
+            "server 'fifo' 'run/x.fifo' is not an absolute path.",
+        ),
+    ],
+)
+def test_server_values_are_checked_before_any_deploy(server, check_id, msg):
+    [error] = messages({"ENVIRONMENTS": {"staging": {**GOOD_ENV, "server": server}}})
+    assert error.id == f"django_cd.{check_id}"
+    assert error.msg.startswith("Environment 'staging': ")
+    assert msg in error.msg
+    assert error.hint
 
 
 def test_strategy_and_backup():
@@ -212,7 +265,7 @@ def test_environment_objects():
         "ENVIRONMENTS": {
             "staging": {
                 **GOOD_ENV,
-                "server": {"type": "gunicorn", "bind": "127.0.0.1:8001"},
+                "server": {"type": "gunicorn", "bind": "127.0.0.1:8001", "wsgi": "app.wsgi"},
                 "urls": ["http://127.0.0.1:8001/"],
             }
         }
@@ -254,13 +307,91 @@ def test_cache_follows_override_settings():
     assert conf.get_config()["KEEP_RELEASES"] == 5
 
 
-def test_every_check_id_is_documented_once():
-    import re
-    from pathlib import Path
+def reported_ids() -> dict[str, int]:
+    """Every check id written in any module of django_cd, and in how many modules."""
+    package = Path(conf.__file__).parent
+    found: dict[str, int] = {}
+    for module in sorted(package.rglob("*.py")):
+        for match in set(re.findall(r'"(?:django_cd\.)?([EW]\d{3})"', module.read_text())):
+            found[match] = found.get(match, 0) + 1
+    return found
 
-    source = Path(conf.__file__).read_text()
-    used = set(re.findall(r"django_cd\.E\d{3}", source))
+
+def test_every_check_id_is_documented_once():
+    used = reported_ids()
     doc = (Path(__file__).parent.parent / "docs" / "checks.md").read_text()
-    headings = re.findall(r"^## (django_cd\.[EW]\d{3})", doc, re.MULTILINE)
+    headings = re.findall(r"^## django_cd\.([EW]\d{3})", doc, re.MULTILINE)
     assert len(headings) == len(set(headings)), "an id is documented twice"
-    assert used <= set(headings)
+    assert set(used) - set(headings) == set(), "reported but not documented"
+    # The modules of every layer that reports ids are read (settings, testing,
+    # migration versions, deploys, gates).
+    assert {"E001", "E020", "E030", "E050", "E070", "W070"} <= set(used)
+
+
+def test_each_check_id_belongs_to_one_module():
+    """One id, one meaning: an id is reported by one module only (one layer owns each
+    range), so two layers never pick the same number. A module may report one id from
+    more than one place when the problem is the same."""
+    assert {check_id: n for check_id, n in reported_ids().items() if n > 1} == {}
+
+
+def test_smoke_checks_are_imported_at_check_time():
+    errors = messages(
+        {
+            "ENVIRONMENTS": {
+                "staging": {
+                    **GOOD_ENV,
+                    "smoke_checks": [
+                        "django_cd.pipeline.smoke.check_release",
+                        "django_cd.pipeline.smoke.no_such_check",
+                        "django_cd.pipeline.smoke.RELEASE_HEADER",
+                    ],
+                }
+            }
+        }
+    )
+    assert [e.id for e in errors] == ["django_cd.E073", "django_cd.E074"]
+    assert errors[0].msg.startswith(
+        "Environment 'staging': smoke check 'django_cd.pipeline.smoke.no_such_check' "
+        "cannot be imported ("
+    )
+    assert errors[1].msg == (
+        "Environment 'staging': smoke check 'django_cd.pipeline.smoke.RELEASE_HEADER' "
+        "is not callable."
+    )
+    with (
+        override_settings(
+            DJANGO_CD={"ENVIRONMENTS": {"staging": {**GOOD_ENV, "smoke_checks": ["nosuch.x"]}}}
+        ),
+        pytest.raises(SystemCheckError, match=r"django_cd\.E073"),
+    ):
+        call_command("check")
+
+
+def test_settings_not_enforced_yet_warn():
+    config = {
+        "ENVIRONMENTS": {
+            "staging": {
+                **GOOD_ENV,
+                "strategy": "canary",
+                # Enforced since issue 12: no longer W071 (retired).
+                "notifications": [{"type": "mail", "to": ["ops@example.com"]}],
+            },
+            "qa": {"settings": "settings.qa", "root": "/srv/qa", "strategy": "parallel"},
+        }
+    }
+    warnings = messages(config)
+    assert [(w.id, w.level) for w in warnings] == [("django_cd.W070", 30)]
+    assert warnings[0].msg == (
+        "Environment 'staging': strategy 'canary' is set but not enforced yet: every host "
+        "is deployed at once."
+    )
+    # Warnings never stop the environments from being built.
+    with override_settings(DJANGO_CD=config):
+        assert conf.get_environment("staging").strategy == "canary"
+
+
+def test_ci_identity_variables_type():
+    [error] = messages({"CI_IDENTITY_VARIABLES": "GITHUB_ACTOR"})
+    assert error.id == "django_cd.E006"
+    assert error.msg == "DJANGO_CD['CI_IDENTITY_VARIABLES'] must be a list of variable names."

@@ -144,3 +144,34 @@ def test_malformed_env_file_line_is_not_logged(tmp_path, caplog):
     with caplog.at_level("DEBUG"):
         assert env.read_env_file(env_file) == {"GOOD": "1"}
     assert "hunter2" not in caplog.text
+
+
+def test_database_url_default_may_be_a_url(tmp_path):
+    """As with django-environ's ``db_url(default=...)``: the default URL is parsed."""
+    path = tmp_path / "db.sqlite3"
+    spec = {"DATABASE_URL": env.database_url(default=f"sqlite:///{path}")}
+    assert env.read(spec, {})["DATABASE_URL"]["NAME"] == str(path)
+    assert env.read(spec, {})["DATABASE_URL"]["ENGINE"] == "django.db.backends.sqlite3"
+    given = env.read(spec, {"DATABASE_URL": "postgres://app:pw@db:5432/notes"})
+    assert given["DATABASE_URL"]["NAME"] == "notes"
+
+
+def test_a_malformed_default_database_url_is_a_clear_error():
+    with pytest.raises(ImproperlyConfigured) as raised:
+        env.database_url(default="mysq://app:hunter2@db/notes")
+    assert str(raised.value) == (
+        "The default database URL is not a database URL with a known scheme."
+    )
+    assert "hunter2" not in str(raised.value)
+
+
+def test_project_variables_leave_out_what_the_engine_sets():
+    values = {"DJANGO_SETTINGS_MODULE": "x", "PATH": "/evil", "DEBUG": "0"}
+    assert env.project_variables(values) == {"DEBUG": "0"}
+
+
+def test_parse_env_text_reads_what_read_env_file_reads(tmp_path):
+    text = 'A=1\n# comment\nB="two words"\nexport C=3\n'
+    (tmp_path / ".env").write_text(text)
+    assert env.parse_env_text(text) == env.read_env_file(tmp_path / ".env")
+    assert env.parse_env_text(text) == {"A": "1", "B": "two words", "C": "3"}

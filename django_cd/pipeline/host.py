@@ -6,23 +6,56 @@ same methods later; the engine only talks to a host through them.
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import fcntl
 import hashlib
 import io
 import os
 import shutil
 import socket
+import stat
 import subprocess
 import sys
 import tarfile
 import tempfile
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from django_cd.pipeline.files import Privacy
+
 # Files that differ between identical trees and must not change a content hash.
-_IGNORED_PARTS = ("__pycache__", ".git")
+#: Directories a tree digest never walks into: caches, virtualenvs, build output.
+_IGNORED_PARTS = frozenset(
+    {"__pycache__", ".git", ".hg", ".venv", "venv", ".tox", ".nox", "node_modules",
+     ".mypy_cache", ".ruff_cache", ".pytest_cache", "build", "dist"}
+)  # fmt: skip
+
+#: What the engine's commands (and the app servers they start) create files with:
+#: group-readable at most, nothing for others (logs hold tracebacks, backups hold data).
+CHILD_UMASK = 0o027
+
+# util-linux's setpriv sets the parent-death signal, then execs the command.
+# Not a preexec_fn: with one, CPython runs its at-fork callbacks in the deploy
+# process, and a SIGTERM arriving there is swallowed as an "ignored exception".
+_SETPRIV = shutil.which("setpriv")
+
+
+def _dies_with_parent(argv: Sequence[str]) -> list[str]:
+    """``argv`` run so that it dies when the deploy dies.
+
+    A ``kill -9`` of ``deploy`` must not leave its ``migrate`` running on,
+    re-parented, to finish a migration nobody will switch to: SIGKILL makes the
+    database roll the interrupted migration's transaction back. Daemons (gunicorn
+    ``--daemon``, uWSGI ``--daemonize``) fork again, which clears the signal, so
+    app servers outlive the command that started them, as they must.
+    """
+    if _SETPRIV is None:  # not Linux, or no util-linux: the journal still tells
+        return list(argv)
+    return [_SETPRIV, "--pdeathsig", "KILL", "--", *argv]
 
 
 @dataclass(frozen=True)
@@ -46,6 +79,8 @@ class Host(ABC):
     name: str
     #: The Python that builds release virtualenvs on this host.
     python: str
+    #: Modes and group of what the engine writes (``Target`` sets the environment's).
+    privacy: Privacy = Privacy()
 
     @abstractmethod
     def run(
@@ -60,28 +95,55 @@ class Host(ABC):
         """Run ``argv``; never raises for a failing command, only reports it."""
 
     @abstractmethod
+    def guard(self, path: str) -> contextlib.AbstractContextManager[None]:
+        """Hold an exclusive lock on ``path`` while inside: the critical section in
+        which the deploy lock is inspected, broken, taken or freed. Released by the
+        operating system when the holder dies, so it can never go stale itself."""
+
+    @abstractmethod
     def exists(self, path: str) -> bool: ...
+
+    @abstractmethod
+    def is_file(self, path: str) -> bool:
+        """True for a regular file (not a link, directory, socket or FIFO)."""
 
     @abstractmethod
     def read_text(self, path: str) -> str: ...
 
     @abstractmethod
-    def write_text(self, path: str, text: str) -> None:
-        """Write atomically: readers see the old or the new content, never half."""
+    def write_text(self, path: str, text: str, *, mode: int | None = None) -> None:
+        """Write atomically and durably: readers see the old or the new content, never half.
+
+        ``mode`` defaults to the host's private file mode.
+        """
 
     @abstractmethod
-    def append_text(self, path: str, text: str) -> None: ...
+    def append_text(self, path: str, text: str) -> None:
+        """Append one record durably; a record cut short never swallows this one."""
 
     @abstractmethod
     def create_exclusive(self, path: str, text: str) -> bool:
-        """Create ``path`` holding ``text`` unless it exists; True when created."""
+        """Create ``path`` holding ``text`` unless it exists; True when created.
+
+        The file is complete the moment another process can see it.
+        """
+
+    @abstractmethod
+    def set_mode(self, path: str, mode: int) -> None:
+        """Give ``path`` exactly ``mode`` (and the host's group, if one is configured)."""
+
+    @abstractmethod
+    def modified_at(self, path: str) -> float:
+        """When ``path`` was last written (seconds since the epoch)."""
 
     @abstractmethod
     def remove(self, path: str) -> None:
         """Remove a file, link or directory tree; nothing if it is absent."""
 
     @abstractmethod
-    def makedirs(self, path: str) -> None: ...
+    def makedirs(self, path: str, *, mode: int | None = None) -> None:
+        """Create ``path`` and missing parents; those it creates get ``mode``
+        (default: the host's private directory mode)."""
 
     @abstractmethod
     def listdir(self, path: str) -> list[str]: ...
@@ -97,8 +159,10 @@ class Host(ABC):
     def extract_tar(self, data: bytes, dest: str) -> None: ...
 
     @abstractmethod
-    def tree_digest(self, path: str) -> str:
-        """A hash of every file's path and content under ``path``."""
+    def tree_digest(self, path: str, *, tracked: bool = False) -> str:
+        """A hash of every file's path and content under ``path`` (caches, virtualenvs and
+        build output left out); ``tracked``: only the files git tracks there, when
+        ``path`` is in a git work tree (their working-tree content)."""
 
     @abstractmethod
     def make_temp_dir(self) -> str:
@@ -131,7 +195,7 @@ class LocalHost(Host):
         started = time.monotonic()
         try:
             completed = subprocess.run(
-                list(argv),
+                _dies_with_parent(argv),
                 cwd=cwd,
                 env=dict(env) if env is not None else None,
                 input=stdin,
@@ -142,6 +206,7 @@ class LocalHost(Host):
                 errors="replace",
                 timeout=timeout,
                 check=False,
+                umask=CHILD_UMASK,
             )
         except subprocess.TimeoutExpired as expired:
             output = expired.output or ""
@@ -155,35 +220,104 @@ class LocalHost(Host):
             tuple(argv), completed.returncode, completed.stdout, time.monotonic() - started
         )
 
+    @contextlib.contextmanager
+    def guard(self, path: str) -> Iterator[None]:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)  # closing releases the flock
+
     def exists(self, path: str) -> bool:
         return os.path.lexists(path)
+
+    def is_file(self, path: str) -> bool:
+        try:
+            return stat.S_ISREG(os.lstat(path).st_mode)
+        except FileNotFoundError:
+            return False
 
     def read_text(self, path: str) -> str:
         return Path(path).read_text()
 
-    def write_text(self, path: str, text: str) -> None:
-        temporary = f"{path}.tmp-{os.getpid()}"
-        Path(temporary).write_text(text)
-        os.replace(temporary, path)
+    def write_text(self, path: str, text: str, *, mode: int | None = None) -> None:
+        temporary = self._complete_temporary(path, text, mode)
+        try:
+            os.replace(temporary, path)
+        except BaseException:
+            _unlink_quietly(temporary)
+            raise
+        _fsync_directory(os.path.dirname(path))
 
     def append_text(self, path: str, text: str) -> None:
         # One write() on an O_APPEND file: concurrent appenders never interleave lines.
-        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600)
         try:
-            os.write(fd, text.encode())
+            self._own(fd, self.privacy.file_mode)
+            size = os.fstat(fd).st_size
+            # A line cut short by a crash or a full disk gets its end here, so it
+            # costs only itself, not this record too.
+            if size and os.pread(fd, 1, size - 1) != b"\n":
+                text = "\n" + text
+            data = text.encode()
+            try:
+                written = os.write(fd, data)
+                if written != len(data):
+                    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), path)
+                os.fsync(fd)
+            except OSError:
+                # Take a partial record back when nobody appended after it.
+                if os.fstat(fd).st_size > size:
+                    with contextlib.suppress(OSError):
+                        os.ftruncate(fd, size)
+                raise
         finally:
             os.close(fd)
 
     def create_exclusive(self, path: str, text: str) -> bool:
+        temporary = self._complete_temporary(path, text, None)
         try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            # link() fails when the name exists, and the name appears with the
+            # whole content already behind it: no reader ever sees a half file.
+            os.link(temporary, path)
         except FileExistsError:
             return False
-        try:
-            os.write(fd, text.encode())
         finally:
-            os.close(fd)
+            _unlink_quietly(temporary)
+        _fsync_directory(os.path.dirname(path))
         return True
+
+    def _complete_temporary(self, path: str, text: str, mode: int | None) -> str:
+        """A temporary file next to ``path`` holding ``text``, synced, with its final mode."""
+        directory, name = os.path.split(path)
+        fd, temporary = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=directory or ".")
+        try:
+            try:
+                self._own(fd, self.privacy.file_mode if mode is None else mode)
+                data = memoryview(text.encode())
+                while data:
+                    data = data[os.write(fd, data) :]
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        except BaseException:
+            _unlink_quietly(temporary)
+            raise
+        return temporary
+
+    def _own(self, fd: int, mode: int) -> None:
+        if self.privacy.gid != -1:
+            os.fchown(fd, -1, self.privacy.gid)
+        os.fchmod(fd, mode)
+
+    def set_mode(self, path: str, mode: int) -> None:
+        if self.privacy.gid != -1:
+            os.chown(path, -1, self.privacy.gid, follow_symlinks=False)
+        os.chmod(path, mode)
+
+    def modified_at(self, path: str) -> float:
+        return os.stat(path).st_mtime
 
     def remove(self, path: str) -> None:
         if os.path.islink(path) or os.path.isfile(path):
@@ -191,8 +325,16 @@ class LocalHost(Host):
         elif os.path.isdir(path):
             shutil.rmtree(path)
 
-    def makedirs(self, path: str) -> None:
-        os.makedirs(path, exist_ok=True)
+    def makedirs(self, path: str, *, mode: int | None = None) -> None:
+        missing = []
+        head = os.path.abspath(path)
+        while not os.path.isdir(head):
+            missing.append(head)
+            head = os.path.dirname(head)
+        for directory in reversed(missing):
+            with contextlib.suppress(FileExistsError):
+                os.mkdir(directory, 0o700)
+            self.set_mode(directory, self.privacy.dir_mode if mode is None else mode)
 
     def listdir(self, path: str) -> list[str]:
         try:
@@ -218,15 +360,19 @@ class LocalHost(Host):
         with tarfile.open(fileobj=io.BytesIO(data)) as archive:
             archive.extractall(dest, filter="data")
 
-    def tree_digest(self, path: str) -> str:
-        digest = hashlib.sha256()
+    def tree_digest(self, path: str, *, tracked: bool = False) -> str:
         base = Path(path)
-        files = [base] if base.is_file() else sorted(p for p in base.rglob("*") if p.is_file())
+        files = _tracked_files(base) if tracked and base.is_dir() else None
+        if files is None:
+            files = [base] if base.is_file() else _walk_files(base)
+        digest = hashlib.sha256()
         for file in files:
             relative = file.relative_to(base).as_posix() if file != base else file.name
-            if any(part in _IGNORED_PARTS for part in file.parts) or file.suffix == ".pyc":
-                continue
-            digest.update(relative.encode() + b"\0" + file.read_bytes() + b"\0")
+            try:
+                content = file.read_bytes()
+            except FileNotFoundError:  # tracked, but deleted in the working tree
+                content = b"(deleted)"
+            digest.update(relative.encode() + b"\0" + content + b"\0")
         return digest.hexdigest()
 
     def make_temp_dir(self) -> str:
@@ -247,6 +393,47 @@ class LocalHost(Host):
         except ProcessLookupError:
             return False
         return True
+
+
+def _walk_files(base: Path) -> list[Path]:
+    """Every file under ``base``, sorted, without descending into ``_IGNORED_PARTS``."""
+    found = []
+    for directory, subdirectories, files in os.walk(base):
+        subdirectories[:] = [
+            d for d in subdirectories if d not in _IGNORED_PARTS and not d.endswith(".egg-info")
+        ]
+        found += [Path(directory, f) for f in files if not f.endswith((".pyc", ".pyo"))]
+    return sorted(found)
+
+
+def _tracked_files(base: Path) -> list[Path] | None:
+    """The files git tracks under ``base``; None when ``base`` is not in a work tree."""
+    try:
+        listed = subprocess.run(
+            ["git", "-C", str(base), "ls-files", "-z", "--cached", "--", "."],
+            capture_output=True,
+            timeout=60,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    if listed.returncode != 0:
+        return None
+    return sorted(base / name for name in listed.stdout.decode().split("\0") if name)
+
+
+def _unlink_quietly(path: str) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)
+
+
+def _fsync_directory(directory: str) -> None:
+    # The rename or link is durable only once the directory entry is on disk.
+    fd = os.open(directory or ".", os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _is_zombie(pid: int) -> bool:

@@ -8,6 +8,7 @@
     <root>/venvs/<hash>/
     <root>/history.jsonl
     <root>/.lock
+    <root>/journal                  the running deploy's intent (pipeline.journal)
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from django_cd.pipeline.files import BACKUP_MODE, LOG_MODE, SECRETS_MODE
 from django_cd.pipeline.host import Host
 
 RELEASE_FILE = "release.json"
@@ -73,14 +75,46 @@ class Layout:
     def lock(self) -> str:
         return self.path(".lock")
 
+    @property
+    def journal(self) -> str:
+        return self.path("journal")
+
     def release(self, release_id: str) -> str:
         return self.path("releases", release_id)
 
     def ensure(self, host: Host) -> None:
-        """Create the directories a deploy writes to (idempotent)."""
-        for directory in (self.releases, self.shared, self.venvs, self.backups, self.logs):
+        """Create the directories a deploy writes to, private (idempotent).
+
+        A root made by an older version (0755 directories, 0644 files) is
+        tightened here too. The code and virtualenvs keep their own modes: the
+        directories above them already close them to others.
+        """
+        privacy = host.privacy
+        directories = [self.root, self.releases, self.shared, self.venvs]
+        directories += [self.backups, self.logs, self.run_dir]
+        for directory in directories:
             host.makedirs(directory)
-        host.makedirs(self.run_dir)
+            host.set_mode(directory, privacy.dir_mode)
+        for release_id in self.release_ids(host):
+            host.set_mode(self.release(release_id), privacy.dir_mode)
+            self._tighten(host, posixpath.join(self.release(release_id), RELEASE_FILE))
+        for path in (self.history, self.lock):
+            self._tighten(host, path)
+        for name in host.listdir(self.shared):
+            self._tighten(host, self.path("shared", name))
+        self._tighten(host, self.env_file, SECRETS_MODE)
+        for directory, mode in ((self.backups, BACKUP_MODE), (self.logs, LOG_MODE)):
+            for name in host.listdir(directory):
+                self._tighten(host, posixpath.join(directory, name), mode)
+        for name in host.listdir(self.run_dir):
+            self._tighten(host, posixpath.join(self.run_dir, name))
+
+    @staticmethod
+    def _tighten(host: Host, path: str, mode: int | None = None) -> None:
+        # Regular files only: sockets and FIFOs in run/ belong to the app server,
+        # and a directory in shared/ (media/) keeps what the project gave it.
+        if host.is_file(path):
+            host.set_mode(path, host.privacy.file_mode if mode is None else mode)
 
     def current_release(self, host: Host) -> str | None:
         """The id of the release ``current`` points at, or None before the first deploy."""
@@ -92,10 +126,26 @@ class Layout:
         return [name for name in host.listdir(self.releases) if not name.startswith(".")]
 
     def read_manifest(self, host: Host, release_id: str) -> dict[str, Any]:
+        """The release's ``release.json``; ``{"id": ...}`` when it has none.
+
+        A damaged one (cut short by a full disk, edited by hand) never crashes a
+        reader: it reads as status ``unreadable`` with a ``problem`` naming the file.
+        """
         path = posixpath.join(self.release(release_id), RELEASE_FILE)
         if not host.exists(path):
             return {"id": release_id}
-        data: dict[str, Any] = json.loads(host.read_text(path))
+        try:
+            data = json.loads(host.read_text(path))
+        except (ValueError, OSError) as error:
+            data = error
+        if not isinstance(data, dict):
+            why = f"not valid JSON ({data})" if isinstance(data, ValueError) else str(data)
+            return {
+                "id": release_id,
+                "status": "unreadable",
+                "problem": f"{path} cannot be read: {why}. Restore it from a backup or "
+                "remove the release.",
+            }
         return data
 
     def write_manifest(self, host: Host, manifest: dict[str, Any]) -> None:

@@ -3,6 +3,10 @@
 The lock file holds who took it, from which host and process, since when
 and for what. A lock whose process is gone (same host) or that is older than
 ``DJANGO_CD["LOCK_TIMEOUT"]`` is stale: reported, and broken only when asked.
+
+Taking, breaking and freeing happen under ``Host.guard`` on ``.lock.guard``, so
+two deployers never both break one stale lock and both hold it, and a loser
+never mistakes a lock being freed for a stale one.
 """
 
 from __future__ import annotations
@@ -70,43 +74,61 @@ class Lock:
             since=datetime.now(UTC).isoformat(timespec="seconds"),
             action=action,
         )
-        #: The stale lock this one replaced, when ``break_stale`` broke one.
-        self.broken: LockInfo | None = None
+        #: What the stale lock this one replaced held, when ``break_stale`` broke one.
+        self.broken: str | None = None
         self.held = False
+
+    @property
+    def guard_path(self) -> str:
+        return self.path + ".guard"
 
     def acquire(self) -> None:
         """Take the lock, or raise ``LockHeld`` saying who holds it."""
         text = json.dumps(asdict(self.info)) + "\n"
-        if self.host.create_exclusive(self.path, text):
+        with self.host.guard(self.guard_path):
+            if self.host.create_exclusive(self.path, text):
+                self.held = True
+                return
+            raw = self._raw()
+            holder = LockInfo.parse(raw) if raw is not None else None
+            stale_reason = self.stale_reason(holder)
+            if stale_reason is None:
+                raise LockHeld(
+                    f"Another deploy holds the lock: {holder.describe() if holder else '?'}. "
+                    "Wait for it to finish, then run again."
+                )
+            if not self.break_stale:
+                who = holder.describe() if holder else "an unreadable lock file"
+                raise LockHeld(
+                    f"The lock is stale ({stale_reason}): {who}. "
+                    "Make sure no deploy is running, then run again with --break-lock."
+                )
+            self.broken = (
+                holder.describe() if holder else f"an unreadable lock file ({raw!r:.200})"
+            )
+            self.host.remove(self.path)
+            if not self.host.create_exclusive(self.path, text):  # pragma: no cover - guarded
+                raise LockHeld("Another deploy took the lock just now. Wait, then run again.")
             self.held = True
-            return
-        holder = self._holder()
-        stale_reason = self.stale_reason(holder)
-        if stale_reason is None:
-            raise LockHeld(
-                f"Another deploy holds the lock: {holder.describe() if holder else '?'}. "
-                "Wait for it to finish, then run again."
-            )
-        if not self.break_stale:
-            who = holder.describe() if holder else "an unreadable lock file"
-            raise LockHeld(
-                f"The lock is stale ({stale_reason}): {who}. "
-                "Make sure no deploy is running, then run again with --break-lock."
-            )
-        self.broken = holder
-        self.host.remove(self.path)
-        if not self.host.create_exclusive(self.path, text):
-            raise LockHeld("Another deploy took the lock just now. Wait for it, then run again.")
-        self.held = True
 
     def release(self) -> None:
         if self.held:
-            self.host.remove(self.path)
+            with self.host.guard(self.guard_path):
+                self.host.remove(self.path)
             self.held = False
 
-    def _holder(self) -> LockInfo | None:
+    def holder(self) -> tuple[LockInfo | None, str | None] | None:
+        """(holder, why it is stale or None) of the lock on the host; None when free."""
+        with self.host.guard(self.guard_path):
+            raw = self._raw()
+        if raw is None:
+            return None
+        holder = LockInfo.parse(raw)
+        return holder, self.stale_reason(holder)
+
+    def _raw(self) -> str | None:
         try:
-            return LockInfo.parse(self.host.read_text(self.path))
+            return self.host.read_text(self.path)
         except FileNotFoundError:
             return None
 

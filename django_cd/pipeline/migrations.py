@@ -33,6 +33,12 @@ for app in apps:
     state[app] = mine[-1][1] if mine else None
 pending = [f"{m.app_label}.{m.name}" for m, back in
            executor.migration_plan(graph.leaf_nodes()) if not back]
+replaced = {r for m in executor.loader.disk_migrations.values() for r in (m.replaces or [])}
+unknown = sorted(f"{app}.{name}" for app, name in applied
+                 if app in apps and (app, name) not in graph.nodes and (app, name) not in replaced)
+leaves = {}
+for app, name in graph.leaf_nodes():
+    leaves[app] = max(leaves.get(app) or "", name)
 target = json.loads(%(target)r)
 backward = []
 if target is not None:
@@ -55,7 +61,8 @@ if %(lint)r and pending:
         except Exception as error:
             lints = {"summary": f"the lints failed: {type(error).__name__}", "findings": []}
 print(%(marker)r + json.dumps(
-    {"state": state, "pending": pending, "backward": backward, "lints": lints}))
+    {"state": state, "pending": pending, "backward": backward, "lints": lints,
+     "unknown": unknown, "leaves": leaves}))
 """
 
 
@@ -73,6 +80,16 @@ class MigrationReport:
     #: ``lint_plan``'s report of the pending migrations (summary, findings), when asked
     #: for and the release's django-cd has it.
     lints: dict[str, Any] | None = None
+    #: ``app.name`` of applied migrations of the release's apps that its code does not
+    #: know: a newer release (or a dead deploy) applied them.
+    unknown: list[str] = field(default_factory=list)
+    #: app label -> the latest migration of the release's code.
+    leaves: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def matches(self) -> bool:
+        """The database is exactly what the release's code expects."""
+        return not self.pending and not self.unknown
 
     @property
     def irreversible(self) -> list[str]:
@@ -106,7 +123,12 @@ def probe(
             step, "Reading the migration state of the database failed.", result.output
         )
     return MigrationReport(
-        payload["state"], payload["pending"], payload["backward"], payload["lints"]
+        payload["state"],
+        payload["pending"],
+        payload["backward"],
+        payload["lints"],
+        payload["unknown"],
+        payload["leaves"],
     )
 
 

@@ -9,11 +9,11 @@ from django_cd.pipeline.target import Target
 
 
 def list_releases(target: Target) -> list[dict[str, Any]]:
-    """Every release on the host, oldest first, with what its manifest records."""
+    """Every release on the host, newest first, with what its manifest records."""
     host, layout = target.host, target.layout
     current = layout.current_release(host)
     rows = []
-    for release_id in layout.release_ids(host):
+    for release_id in reversed(layout.release_ids(host)):
         manifest = layout.read_manifest(host, release_id)
         backup = manifest.get("backup") or {}
         rows.append(

@@ -1,9 +1,13 @@
 """``rollback``: back to the previous (or a named) release in seconds.
 
 switch, reload, check. When the releases differ in migrations, the database
-goes back first: migrated back with the newer code when every migration on
-the way is reversible, or restored from the recorded backup with
-``--with-db``; otherwise the rollback is refused, naming the blocking migration.
+is migrated back with the newer code when every migration on the way is
+reversible (or restored from the recorded backup with ``--with-db``;
+otherwise the rollback is refused, naming the blocking migration). The code
+that serves always matches the schema: when the migrations to undo only add
+(tables, nullable columns, indexes), the old release serves first and the
+database goes back after the switch; otherwise the database goes first and
+the plan step says what fails until the switch (``rollback_order``).
 """
 
 from __future__ import annotations
@@ -11,14 +15,20 @@ from __future__ import annotations
 import posixpath
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django_cd import conf
-from django_cd.pipeline import history, migrations, smoke
-from django_cd.pipeline.errors import PipelineError, StepFailed
+from django_cd.flags import releases as flag_releases
+from django_cd.monitoring import announce  # issue 12: notifications, Sentry, StatsD
+from django_cd.pipeline import history, journal, migrations, rollback_order, smoke
+from django_cd.pipeline.deploy import _failure
+from django_cd.pipeline.errors import PipelineError, StepFailed, describe_os_error
 from django_cd.pipeline.host import Host
 from django_cd.pipeline.interrupt import terminate_as_interrupt
-from django_cd.pipeline.lock import Lock
+from django_cd.pipeline.journal import Journal
+from django_cd.pipeline.rollback_order import RollbackOrder
 from django_cd.pipeline.steps import Outcome, StepResult, StepRunner
 from django_cd.pipeline.target import Target
 
@@ -33,6 +43,7 @@ class Rollback:
         to: str | None = None,
         with_db: bool = False,
         break_lock: bool = False,
+        restore_flags: bool = False,
         on_step: Callable[[StepResult], None] | None = None,
         host: Host | None = None,
     ) -> None:
@@ -41,8 +52,26 @@ class Rollback:
         self.to = to
         self.with_db = with_db
         self.break_lock = break_lock
+        self.restore_flags = restore_flags
         self.on_step = on_step
         self.outcome = Outcome(action="rollback", env=env.name, url=self.target.url)
+        #: What ``choose`` noticed on the way (a skipped release), shown as warnings.
+        self.notes: list[str] = []
+        #: The backup the operator agreed to lose writes for (``data_loss()``).
+        self.confirmed_backup: str | None = None
+
+    def data_loss(self) -> DataLoss:
+        """What ``--with-db`` would lose: asked before ``run()``, outside the lock."""
+        _, target = self.choose()
+        backup = self._backup_for(target)
+        taken = datetime.fromtimestamp(self.host.modified_at(backup), UTC)
+        since = [
+            event
+            for event in history.read(self.host, self.layout)
+            if _parse_time(event.get("at")) > taken
+        ]
+        self.confirmed_backup = backup
+        return DataLoss(target, backup, taken, datetime.now(UTC) - taken, len(since))
 
     def choose(self) -> tuple[str, str]:
         """(current release, release to go back to), or a ``PipelineError`` saying why not."""
@@ -60,108 +89,198 @@ class Rollback:
                 )
             if self.to == current:
                 raise PipelineError(f"Release {self.to} is already current.")
+            problem = self.layout.read_manifest(self.host, self.to).get("problem")
+            if problem:
+                raise PipelineError(f"Release {self.to} cannot be rolled back to: {problem}")
             return current, self.to
-        older = [
-            i for i in ids
-            if i < current and self.layout.read_manifest(self.host, i).get("status") == "deployed"
-        ]  # fmt: skip
+        manifests = {i: self.layout.read_manifest(self.host, i) for i in ids if i < current}
+        older = [i for i, m in manifests.items() if m.get("status") == "deployed"]
         if not older:
+            unreadable = [m["problem"] for m in manifests.values() if m.get("problem")]
             raise PipelineError(
                 f"There is no earlier deployed release of {self.env.name!r} to roll back to."
+                + "".join(f" {problem}" for problem in unreadable)
             )
+        preceding = self.layout.read_manifest(self.host, current).get("previous")
+        if preceding and preceding != older[-1] and preceding not in ids:
+            self.notes = [
+                f"Release {preceding}, which {current} replaced, is no longer on the host; "
+                f"rolling back to {older[-1]}, the newest earlier release that is."
+            ]
         return current, older[-1]
 
     def run(self) -> Outcome:
         started = time.monotonic()
         outcome = self.outcome
         self.choose()  # refuse before touching anything, not even the lock
-        lock = Lock(
-            self.host,
-            self.layout.lock,
-            action="rollback",
-            timeout=self.target.lock_timeout,
-            break_stale=self.break_lock,
-        )
-        lock.acquire()
+        lock = self.target.take_lock("rollback", self.break_lock)
         try:
             with terminate_as_interrupt():
-                self.target.record_broken_lock(lock, history.deployer())
+                leftover = journal.leftover(self.target, history.deployer())
+                if leftover is not None:
+                    raise PipelineError(
+                        f"An earlier {leftover.describe()}. Nothing was changed. Run "
+                        f"manage.py status --env={self.env.name} to see how far it got, "
+                        f"then manage.py repair --env={self.env.name}."
+                    )
                 current, target = self.choose()
+                outcome.warnings += self.notes
                 outcome.previous, outcome.release = current, target
                 outcome.commit = self.layout.read_manifest(self.host, target).get("commit")
                 self._run_locked(outcome, current, target)
         finally:
             lock.release()
             outcome.seconds = time.monotonic() - started
+        outcome.warnings += announce(self.target, outcome)  # issue 12: never raises
         return outcome
 
     def _run_locked(self, outcome: Outcome, current: str, target: str) -> None:
-        runner = StepRunner(outcome.steps, self.on_step, self.target.secrets())
-        manifest_now = self.layout.read_manifest(self.host, current)
-        manifest_to = self.layout.read_manifest(self.host, target)
-        same_schema = manifest_now.get("migrations") == manifest_to.get("migrations")
+        runner = StepRunner(
+            outcome.steps, self.on_step, self.target.secrets(), where=self.layout.root
+        )
         switched = False
+        opened: Journal | None = None
         try:
-            if same_schema and not self.with_db:
-                runner.skip("database", "same migrations in both releases")
-            else:
-                self._database(runner, current, target, manifest_to.get("migrations"))
+            manifest_now = self.layout.read_manifest(self.host, current)
+            manifest_to = self.layout.read_manifest(self.host, target)
+            opened = Journal.begin(
+                self.host,
+                self.layout,
+                action="rollback",
+                release=target,
+                previous=current,
+                commit=outcome.commit,
+                migrations_before=manifest_now.get("migrations"),
+                backup=None,
+            )
+            runner.on_start = opened.intend
+            same_schema = manifest_now.get("migrations") == manifest_to.get("migrations")
+            after_switch = self._database(
+                runner, current, target, manifest_to.get("migrations"), same_schema
+            )
+            # The old code runs with today's shared/.env (rotated secrets, new options).
+            self.target.release(target).snapshot_env_file()
             switched = True
             runner.run("switch", lambda: self._switch_to(target))
             runner.run("reload", lambda: self.target.server.reload(self.target.release(target)))
+            if after_switch is not None:
+                # Only additions to undo: the old code already serves on the newer schema.
+                runner.run("database", after_switch)
+            if self.restore_flags:
+                runner.run("flags", lambda: self._restore_flags(target, manifest_to))
             url = self.target.url
             if url:
                 runner.run("smoke", lambda: smoke.check_release(self.env, url, target))
-        except (StepFailed, KeyboardInterrupt) as error:
-            if isinstance(error, StepFailed):
-                outcome.failed_step, outcome.error, outcome.error_output = (
-                    error.step, str(error), error.output,
-                )  # fmt: skip
-            else:
-                outcome.error = "Interrupted (Ctrl-C or SIGTERM)."
-            if switched:
-                self._switch_back(outcome, runner, current)
-            outcome.warnings += filter(None, [self.target.record(self._entry(outcome))])
+        except (Exception, KeyboardInterrupt) as error:
+            outcome.failed_step, outcome.error, outcome.error_output = _failure(error, runner)
+            complete = not switched or self._switch_back(outcome, runner, current)
+            self._record(outcome)
+            if opened is not None:
+                if complete and not (runner.running == "database" or self._touched(outcome)):
+                    opened.close()
+                else:
+                    opened.intend("undo", undo_failed=not complete)
             if isinstance(error, KeyboardInterrupt):
                 raise
             return
         outcome.status = "success"
-        self._mark(current, "rolled_back")
-        self._mark(target, "deployed")
-        outcome.warnings += filter(None, [self.target.record(self._entry(outcome))])
+        try:
+            self._mark(current, "rolled_back")
+            self._mark(target, "deployed")
+        except OSError as error:
+            outcome.warnings.append(describe_os_error(error, self.layout.releases))
+        self._record(outcome)
+        opened.close()
+
+    @staticmethod
+    def _touched(outcome: Outcome) -> bool:
+        """Whether the failed rollback changed the database (repair must look at it)."""
+        return any(s.name == "database" and s.status != "skipped" for s in outcome.steps)
+
+    def _record(self, outcome: Outcome) -> None:
+        try:
+            outcome.warnings += filter(None, [self.target.record(self._entry(outcome))])
+        except OSError as error:
+            outcome.warnings.append(describe_os_error(error, self.layout.history))
 
     def _database(
-        self, runner: StepRunner, current: str, target: str, state: dict[str, Any] | None
-    ) -> None:
+        self,
+        runner: StepRunner,
+        current: str,
+        target: str,
+        state: dict[str, Any] | None,
+        same_schema: bool,
+    ) -> Callable[[], str] | None:
+        """Run the database step now, or return it to run after the switch."""
         if self.with_db:
             # No question asked of the database: it may be the thing that is broken.
             backup = self._backup_for(target)
+            if self.confirmed_backup is not None and backup != self.confirmed_backup:
+                raise StepFailed(
+                    "plan",
+                    f"The backup to restore is now {backup}, not the "
+                    f"{self.confirmed_backup} you confirmed: run the rollback again.",
+                )
             runner.run(
                 "database",
                 lambda: self.target.restore(self.target.release(target), backup, "database"),
             )
-            return
+            return None
+        newer = self.target.release(current)
+
+        def plan() -> tuple[migrations.MigrationReport, RollbackOrder | None]:
+            report = migrations.probe(newer, state)
+            if not report.matches:
+                raise StepFailed("plan", self._mismatch(current, report))
+            if same_schema or state is None or report.irreversible:
+                return report, None
+            return report, rollback_order.classify(newer, state)
+
+        report, order = runner.run_value(
+            "plan",
+            plan,
+            lambda r: (
+                f"database matches {current}; {len(r[0].backward)} migration(s) to unapply"
+                + (f"; {r[1].describe()}" if r[1] and r[1].code_first and r[1].backward else "")
+            ),
+        )
+        if same_schema:
+            runner.skip("database", "same migrations in both releases")
+            return None
         if state is None:
             raise StepFailed(
                 "plan",
                 f"Release {target} has no recorded migration state, so the way back is "
                 "unknown. Run again with --with-db to restore its backup, or migrate by hand.",
             )
-        newer = self.target.release(current)
-        report = runner.run_value(
-            "plan",
-            lambda: migrations.probe(newer, state),
-            lambda r: f"{len(r.backward)} migration(s) to unapply",
-        )
         blocked = report.irreversible
-        if blocked:
+        if blocked or order is None:
             raise StepFailed(
                 "plan",
                 f"Rolling back to {target} needs to unapply {'; '.join(blocked)}. Run again with "
                 f"--with-db to restore the backup recorded for {target}, or pick a later release "
                 "with --to.",
             )
+        if order.code_first:
+            return lambda: self._migrate_back(current, target, state)
+        self.outcome.warnings += filter(None, [order.warning()])
         runner.run("database", lambda: self._migrate_back(current, target, state))
+        return None
+
+    def _mismatch(self, current: str, report: migrations.MigrationReport) -> str:
+        found = [
+            part
+            for part in (
+                report.pending and f"not applied: {', '.join(report.pending)}",
+                report.unknown and f"unknown: {', '.join(report.unknown)}",
+            )
+            if part
+        ]
+        return (
+            f"The database does not match release {current}, which is current: "
+            f"{'; '.join(found)}. Run manage.py status --env={self.env.name}, then "
+            f"manage.py repair --env={self.env.name}."
+        )
 
     def _migrate_back(self, current: str, target: str, state: dict[str, str | None]) -> str:
         migrations.migrate_to(self.target.release(current), state, step="database")
@@ -183,17 +302,34 @@ class Rollback:
             "or restore by hand.",
         )
 
+    def _restore_flags(self, target: str, manifest: dict[str, Any]) -> str:
+        snapshot = manifest.get("flags")
+        if not snapshot:
+            raise StepFailed("flags", f"Release {target} recorded no flag states.", "")
+        try:
+            lines = flag_releases.restore(
+                self.target.release(target),
+                snapshot,
+                by=history.deployer()["user"],
+                reason=f"rollback to {target}",
+            )
+        except ValueError as error:
+            raise StepFailed("flags", "Restoring the flag states failed.", str(error)) from None
+        return "; ".join(lines) or "flag states already as recorded"
+
     def _switch_to(self, release_id: str) -> str:
         self.host.switch_link(self.layout.current, posixpath.join("releases", release_id))
         return f"current -> releases/{release_id}"
 
-    def _switch_back(self, outcome: Outcome, runner: StepRunner, current: str) -> None:
+    def _switch_back(self, outcome: Outcome, runner: StepRunner, current: str) -> bool:
         undo = StepRunner(outcome.rollback_steps, self.on_step, runner.secrets)
         try:
             undo.run("switch", lambda: self._switch_to(current))
             undo.run("reload", lambda: self.target.server.reload(self.target.release(current)))
         except StepFailed as error:
             outcome.warnings.append(f"Switching back to {current} failed: {error}")
+            return False
+        return True
 
     def _mark(self, release_id: str, status: str) -> None:
         manifest = self.layout.read_manifest(self.host, release_id)
@@ -217,3 +353,46 @@ class Rollback:
             "steps": [step.as_dict() for step in outcome.steps],
             "rollback_steps": [step.as_dict() for step in outcome.rollback_steps],
         }
+
+
+@dataclass(frozen=True)
+class DataLoss:
+    """What restoring ``backup`` throws away: every write since it was taken."""
+
+    release: str
+    backup: str
+    taken: datetime
+    age: timedelta
+    events_since: int
+
+    def describe(self) -> str:
+        when = self.taken.strftime("%Y-%m-%d %H:%M:%S UTC")
+        lines = [
+            f"rollback --with-db restores the database from {self.backup},",
+            f"taken {when} ({_age(self.age)} ago), to go back to release {self.release}.",
+            "Every write to the database since then is lost: what users stored, "
+            "changed or deleted",
+            f"since {when}, and {self.events_since} deploy/rollback event(s) "
+            "recorded in history since.",
+        ]
+        return "\n".join(lines)
+
+
+def _age(age: timedelta) -> str:
+    seconds = max(int(age.total_seconds()), 0)
+    days, rest = divmod(seconds, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes = rest // 60
+    if days:
+        return f"{days} d {hours} h"
+    if hours:
+        return f"{hours} h {minutes} min"
+    return f"{minutes} min {seconds % 60} s" if minutes else f"{seconds} s"
+
+
+def _parse_time(value: Any) -> datetime:
+    try:
+        parsed = datetime.fromisoformat(str(value))
+    except ValueError:
+        return datetime.min.replace(tzinfo=UTC)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)

@@ -20,14 +20,53 @@ from typing import Any
 
 from django_cd.conf import Environment
 from django_cd.pipeline.errors import PipelineError, StepFailed
-from django_cd.pipeline.host import Host
+from django_cd.pipeline.host import CHILD_UMASK, Host
 from django_cd.pipeline.layout import Layout
-from django_cd.pipeline.release import Release
+from django_cd.pipeline.release import ENV_SNAPSHOT, SNAPSHOT_VARIABLE, VENV_LINK, Release
 from django_cd.pipeline.smoke import wait_for_release
 
 DEFAULT_TIMEOUT = 30.0
+#: What gunicorn and uWSGI load: the project's WSGI module after the release's .env.
+WSGI_ENTRY = "django_cd.wsgi:application"
 RETRY_SECONDS = 2.0
 LOG_TAIL_LINES = 30
+# Run on the host: exit 0 when "host:port" can be bound as a server would bind it;
+# else say why and, on Linux, which process listens there (when /proc shows it).
+BIND_PROBE = """
+import os, socket, sys
+host, _, port = sys.argv[1].rpartition(":")
+family = socket.AF_INET6 if ":" in host else socket.AF_INET
+
+def holder():
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            rows = open(table).read().splitlines()[1:]
+        except OSError:
+            continue
+        for row in rows:
+            fields = row.split()
+            if int(fields[1].rsplit(":", 1)[1], 16) == int(port) and fields[3] == "0A":
+                inodes.add("socket:[%s]" % fields[9])
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            links = {os.readlink(f"/proc/{pid}/fd/{fd}") for fd in os.listdir(f"/proc/{pid}/fd")}
+            if links & inodes:
+                command = open(f"/proc/{pid}/cmdline", "rb").read().replace(b"\\0", b" ")
+                return f"pid {pid}: {command.decode(errors='replace').strip()[:200]}"
+        except OSError:
+            continue
+    return "a process this user cannot see" if inodes else None
+
+with socket.socket(family) as sock:
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host.strip("[]"), int(port)))
+        sock.listen(1)
+    except OSError as error:
+        who = holder()
+        sys.exit(error.strerror + (f" (held by {who})" if who else ""))
+"""
 
 
 @dataclass(frozen=True)
@@ -50,6 +89,12 @@ class AppServer(ABC):
     def url(self) -> str | None:
         """Where the server itself answers (for reload checks); None if unknown."""
         return self.env.url
+
+    @property
+    def wsgi(self) -> str | None:
+        """The WSGI application the server loads ("module[:attribute]"), if configured."""
+        value = self.env.server.get("wsgi")
+        return str(value) if value else None
 
     @abstractmethod
     def start(self, release: Release) -> str: ...
@@ -124,14 +169,15 @@ class ManagedServer(AppServer):
     """An app server django-cd starts itself: a daemonized master with a pid file.
 
     The state file in ``shared/run/`` names the running master and the
-    virtualenv it runs from. A reload is graceful within one virtualenv; a
-    new virtualenv gets a second master on the same address (``reuse-port``),
-    and the old one stops gracefully once the new one answers.
+    virtualenv it runs from. The master runs the interpreter and the code
+    through ``current`` (``current/.venv/bin/python``, ``--pythonpath
+    current/<dir>``) and works in the deploy root, so nothing it holds pins a
+    release that pruning deletes, and a reload picks up a new virtualenv too.
+    The address is bound exclusively (no ``SO_REUSEPORT``): a second server on
+    it fails to start instead of sharing the traffic.
     """
 
     name = "server"
-    #: Whether asking for a reload again is harmless (it is re-sent while waiting).
-    reload_is_idempotent = False
 
     @property
     def state_file(self) -> str:
@@ -142,16 +188,21 @@ class ManagedServer(AppServer):
         return posixpath.join(self.layout.logs, f"{self.name}.log")
 
     @property
+    def bind(self) -> str:
+        return str(self.env.server.get("bind"))
+
+    @property
     def url(self) -> str:
-        return f"http://{self.env.server.get('bind')}/"
+        return f"http://{self.bind}/"
 
     @abstractmethod
     def _argv(self, release: Release, run: dict[str, str]) -> list[str]:
         """The command that starts a daemonized master writing ``run["pidfile"]``."""
 
     @abstractmethod
-    def _graceful_reload(self, state: dict[str, Any]) -> str:
-        """Ask the running master for new workers on the code ``current`` points at."""
+    def _handover(self, state: dict[str, Any], release: Release) -> tuple[int, str]:
+        """Serve ``release`` without dropping a request: (the serving master's pid, what
+        was done). Raises ``StepFailed`` with the old master still serving."""
 
     @abstractmethod
     def _terminate_signal(self) -> int:
@@ -174,8 +225,9 @@ class ManagedServer(AppServer):
         pid = self._running_pid()
         if pid is None or state is None:
             return ServerStatus(False, None, "stopped")
-        bind = self.env.server.get("bind")
-        return ServerStatus(True, pid, f"running, pid {pid}, on {bind}, since {state['since']}")
+        return ServerStatus(
+            True, pid, f"running, pid {pid}, on {self.bind}, since {state['since']}"
+        )
 
     def venv_in_use(self) -> str | None:
         state = self._state()
@@ -198,8 +250,30 @@ class ManagedServer(AppServer):
                 f"{{'type': '{self.name}', 'bind': '127.0.0.1:8001', 'wsgi': 'myproject.wsgi'}}."
             )
 
+    def _venv_dir(self, release: Release) -> str:
+        """The virtualenv the master runs from: through ``current`` when it points at
+        ``release``, so a master that re-executes itself picks up a new virtualenv."""
+        if self.layout.current_release(self.host) == release.id:
+            return posixpath.join(self.layout.current, VENV_LINK)
+        return release.venv
+
+    def _server_env(self, release: Release) -> dict[str, str]:
+        # The master holds no project variables: each worker exports the serving
+        # release's snapshot of shared/.env when it loads django_cd.wsgi.
+        env = release.process_env(env_file=False)
+        env[SNAPSHOT_VARIABLE] = posixpath.join(self.layout.current, ENV_SNAPSHOT)
+        env["DJANGO_CD_WSGI"] = self._wsgi()
+        venv = self._venv_dir(release)
+        env["VIRTUAL_ENV"] = venv
+        env["PATH"] = posixpath.join(venv, "bin") + ":" + env["PATH"].split(":", 1)[-1]
+        # gunicorn takes $PWD (when it is the working directory) as the place to
+        # re-execute from: the deploy root, never a release directory.
+        env["PWD"] = self.layout.root
+        return env
+
     def _launch(self, release: Release) -> dict[str, Any]:
         self._check_options()
+        self._check_bind_free()
         self.host.makedirs(self.layout.run_dir)
         self.host.makedirs(self.layout.logs)
         stamp = str(time.time_ns())
@@ -208,27 +282,57 @@ class ManagedServer(AppServer):
         result = self.host.run(
             self._argv(release, run),
             cwd=self.layout.root,
-            env=release.process_env(),
+            env=self._server_env(release),
             timeout=self.timeout,
         )
         if not result.ok:
             raise StepFailed(
                 "reload", f"{self.name} did not start.", result.output + self._log_tail()
             )
+        pid = self._wait_pidfile(run["pidfile"], exclude=None)
+        if pid is None:
+            raise StepFailed(
+                "reload", f"{self.name} did not start (no pid file).", self._log_tail()
+            )
+        return {
+            **run,
+            "pid": pid,
+            "venv": self._venv_of(release),
+            "bind": self.bind,
+            "since": datetime.now(UTC).isoformat(timespec="seconds"),
+        }
+
+    def _wait_pidfile(self, path: str, exclude: int | None) -> int | None:
+        """The live pid written to ``path`` within the timeout (not ``exclude``)."""
         deadline = time.monotonic() + self.timeout
         while time.monotonic() < deadline:
-            if self.host.exists(run["pidfile"]):
-                text = self.host.read_text(run["pidfile"]).strip()
-                if text.isdigit() and self.host.pid_alive(int(text)):
-                    return {
-                        **run,
-                        "pid": int(text),
-                        "venv": self._venv_of(release),
-                        "bind": self.env.server.get("bind"),
-                        "since": datetime.now(UTC).isoformat(timespec="seconds"),
-                    }
+            if self.host.exists(path):
+                text = self.host.read_text(path).strip()
+                if text.isdigit() and int(text) != exclude and self.host.pid_alive(int(text)):
+                    return int(text)
             time.sleep(0.05)
-        raise StepFailed("reload", f"{self.name} did not start (no pid file).", self._log_tail())
+        return None
+
+    def bind_problem(self) -> str | None:
+        """Why a new master could not listen on ``bind`` (naming the process that does,
+        when the host shows it), or None when it can."""
+        if self.bind.startswith("unix:"):
+            return None
+        result = self.host.run([self.host.python, "-c", BIND_PROBE, self.bind], timeout=30)
+        if result.ok:
+            return None
+        why = result.output.strip().splitlines()[-1] if result.output.strip() else "taken"
+        return (
+            f"The address {self.bind} is taken by another process ({why}), so {self.name} "
+            f"of {self.env.name!r} cannot listen there. Stop what listens on it, or give "
+            "the environment another server 'bind'."
+        )
+
+    def _check_bind_free(self) -> None:
+        """Refuse to start on an address another process listens on."""
+        problem = self.bind_problem()
+        if problem:
+            raise StepFailed("reload", problem)
 
     def _run_files(self, stamp: str) -> dict[str, str]:
         """Extra per-master files (a uWSGI FIFO); none by default."""
@@ -266,30 +370,26 @@ class ManagedServer(AppServer):
         state = self._launch(release)
         self._save_state(state)
         self._wait_serving(release, state["pid"], "start")
-        return f"started {self.name} (pid {state['pid']}) on {self.env.server.get('bind')}"
+        return f"started {self.name} (pid {state['pid']}) on {self.bind}"
 
     def reload(self, release: Release) -> str:
         state, pid = self._state(), self._running_pid()
         if pid is None or state is None:
             return self.start(release)
-        if state.get("venv") == self._venv_of(release):
-            action = self._graceful_reload(state)
-            again = (lambda: self._graceful_reload(state)) if self.reload_is_idempotent else None
-            self._wait_serving(release, pid, action, again)
-            return f"{action} to {self.name} (pid {pid}): new workers serve {release.id}"
-        # A new virtualenv cannot be loaded by the running master: start a second
-        # master on the same address, then let the old one finish its requests.
-        new = self._launch(release)
-        try:
-            self._wait_serving(release, new["pid"], "start of a new master")
-        except StepFailed:
-            self._terminate(new["pid"])
-            raise
-        self._terminate(pid)
-        self._save_state(new)
-        return (
-            f"new {self.name} master (pid {new['pid']}) for the new virtualenv; pid {pid} stopped"
+        serving, detail = self._handover(state, release)
+        self._save_state(
+            {
+                **state,
+                "pid": serving,
+                "venv": self._venv_of(release),
+                "since": (
+                    state["since"]
+                    if serving == pid
+                    else datetime.now(UTC).isoformat(timespec="seconds")
+                ),
+            }
         )
+        return detail
 
     def stop(self) -> str:
         pid = self._running_pid()
@@ -324,33 +424,97 @@ class ManagedServer(AppServer):
 
 
 class GunicornServer(ManagedServer):
-    """gunicorn: ``HUP`` starts new workers that import the new ``current``."""
+    """gunicorn: a ``USR2`` handover to a new master on the same listening socket.
+
+    ``USR2`` makes the master fork and re-execute its own command line (the
+    interpreter through ``current/.venv``, so a new virtualenv is picked up),
+    passing the listening socket down (``GUNICORN_FD``); the new master writes
+    ``<pidfile>.2`` until its parent is gone. Both sets of workers accept from
+    the one socket until the new release answers; then ``TERM`` retires the
+    old master gracefully (its workers finish their requests). A new master
+    that cannot boot dies alone, and the old one never stopped serving.
+    """
 
     name = "gunicorn"
 
     def _argv(self, release: Release, run: dict[str, str]) -> list[str]:
         options = self.env.server
-        # --chdir through ``current``: after a switch, HUP makes new workers
-        # import the new release.
+        venv = self._venv_dir(release)
         argv = [
-            posixpath.join(self.layout.venvs, self._venv_of(release), "bin", "gunicorn"),
+            # The interpreter named explicitly: USR2 re-executes sys.executable.
+            posixpath.join(venv, "bin", "python"),
+            posixpath.join(venv, "bin", "gunicorn"),
             "--daemon",
             "--pid", run["pidfile"],
-            "--bind", str(options.get("bind")),
+            "--bind", self.bind,
             "--workers", str(options.get("workers", 2)),
-            "--chdir", self._code_dir(),
-            "--reuse-port",
+            "--chdir", self.layout.root,
+            # The project's directory, then the release root (where django_cd.wsgi
+            # is found when django-cd is vendored in the repository, not installed).
+            "--pythonpath", f"{self._code_dir()},{self.layout.current}",
             "--graceful-timeout", str(int(self.timeout)),
             "--error-logfile", self.log_file,
             "--capture-output",
+            # --daemon resets the umask to gunicorn's own (0): keep logs and pid files private.
+            "--umask", oct(CHILD_UMASK),
             "--name", f"django-cd-{self.env.name}",
         ]  # fmt: skip
+        if self._has_control_socket(release):
+            # One default path (~/.gunicorn/gunicorn.ctl) for every gunicorn of
+            # the user would be shared by every environment on the host.
+            argv.append("--no-control-socket")
         argv += shlex.split(str(options.get("args", "")))
-        return [*argv, self._wsgi()]
+        return [*argv, WSGI_ENTRY]
 
-    def _graceful_reload(self, state: dict[str, Any]) -> str:
-        self.host.signal(int(state["pid"]), signal.SIGHUP)
-        return "HUP"
+    def _has_control_socket(self, release: Release) -> bool:
+        result = self.host.run(
+            [
+                release.python,
+                "-c",
+                "import gunicorn.config as c; print(hasattr(c, 'ControlSocket'))",
+            ],
+            env=release.process_env(),
+            timeout=60,
+        )
+        return result.output.strip().endswith("True")
+
+    def _handover(self, state: dict[str, Any], release: Release) -> tuple[int, str]:
+        old, pidfile = int(state["pid"]), str(state["pidfile"])
+        self._remove_stale(pidfile + ".2")
+        self.host.signal(old, signal.SIGUSR2)
+        new = self._wait_pidfile(pidfile + ".2", exclude=old)
+        if new is None:
+            raise StepFailed(
+                "reload",
+                f"gunicorn (pid {old}) started no new master after USR2 "
+                f"(waited {self.timeout:.0f} s); the old one keeps serving.",
+                self._log_tail(),
+            )
+        try:
+            self._wait_serving(release, new, "USR2 (new master)")
+        except StepFailed:
+            self._terminate(new)
+            raise
+        self._terminate(old)
+        # The new master ignores the next USR2 until it has noticed that its parent
+        # is gone and taken over the pid file: the handover ends there.
+        if self._wait_pidfile(pidfile, exclude=old) != new:
+            raise StepFailed(
+                "reload",
+                f"The new gunicorn master (pid {new}) did not take over {pidfile}.",
+                self._log_tail(),
+            )
+        return (
+            new,
+            f"new gunicorn master (pid {new}) serves {release.id} after USR2; pid {old} retired",
+        )
+
+    def _remove_stale(self, pidfile: str) -> None:
+        """Remove a pid file left by a master that died (an earlier failed handover)."""
+        if self.host.exists(pidfile):
+            text = self.host.read_text(pidfile).strip()
+            if not (text.isdigit() and self.host.pid_alive(int(text))):
+                self.host.remove(pidfile)
 
     def _terminate_signal(self) -> int:
         return signal.SIGTERM  # gunicorn's graceful shutdown
@@ -360,14 +524,13 @@ class UwsgiServer(ManagedServer):
     """uWSGI: a chain reload through the master FIFO, one worker at a time.
 
     ``--lazy-apps`` makes each worker import the application itself, from
-    ``--pythonpath`` through ``current``, so re-spawned workers run the new
-    release while the others keep serving.
+    ``--pythonpath`` through ``current`` (and its virtualenv's site-packages,
+    through ``current/.venv``), so re-spawned workers run the new release while
+    the others keep serving. The master works in the deploy root: a worker
+    re-spawned after the release it started from was pruned still starts.
     """
 
     name = "uwsgi"
-    # A chain reload asked for while the previous one still finishes is ignored
-    # ("chain reload already running"): ask again until the new release answers.
-    reload_is_idempotent = True
 
     def _run_files(self, stamp: str) -> dict[str, str]:
         configured = self.env.server.get("fifo")
@@ -377,26 +540,40 @@ class UwsgiServer(ManagedServer):
 
     def _argv(self, release: Release, run: dict[str, str]) -> list[str]:
         options = self.env.server
+        venv = self._venv_dir(release)
         argv = [
-            posixpath.join(self.layout.venvs, self._venv_of(release), "bin", "uwsgi"),
+            posixpath.join(venv, "bin", "python"),
+            posixpath.join(venv, "bin", "uwsgi"),
             "--master",
-            "--http-socket", str(options.get("bind")),
-            "--module", self._wsgi(),
+            "--http-socket", self.bind,
+            "--module", WSGI_ENTRY,
             "--pythonpath", self._code_dir(),
-            "--chdir", self._code_dir(),
+            "--pythonpath", self.layout.current,
+            "--chdir", self.layout.root,
             "--processes", str(options.get("workers", 2)),
             "--lazy-apps",
             "--need-app",
             "--die-on-term",
-            "--reuse-port",
             "--master-fifo", run["fifo"],
             "--pidfile", run["pidfile"],
             "--daemonize", self.log_file,
+            "--umask", f"{CHILD_UMASK:03o}",
             "--procname-prefix", f"django-cd-{self.env.name} ",
+            # --http-socket closes every connection after the answer, but its HTTP/1.1
+            # answers did not say so: a client reusing the connection lost a request.
+            "--add-header", "Connection: close",
         ]  # fmt: skip
         return argv + shlex.split(str(options.get("args", "")))
 
-    def _graceful_reload(self, state: dict[str, Any]) -> str:
+    def _handover(self, state: dict[str, Any], release: Release) -> tuple[int, str]:
+        pid = int(state["pid"])
+        self._chain_reload(state)
+        # A chain reload asked for while the previous one still finishes is
+        # ignored ("chain reload already running"): ask again until it answers.
+        self._wait_serving(release, pid, "chain reload", lambda: self._chain_reload(state))
+        return pid, f"chain reload to uwsgi (pid {pid}): new workers serve {release.id}"
+
+    def _chain_reload(self, state: dict[str, Any]) -> None:
         fifo = str(state["fifo"])
         # "c": chain reload. Written by a child so a master that stopped reading
         # cannot block the deploy on a FIFO with no reader.
@@ -407,7 +584,6 @@ class UwsgiServer(ManagedServer):
             raise StepFailed(
                 "reload", f"Writing to the uWSGI master FIFO {fifo} failed.", result.output
             )
-        return "chain reload"
 
     def _terminate_signal(self) -> int:
         return signal.SIGTERM  # with --die-on-term: graceful shutdown

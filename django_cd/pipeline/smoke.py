@@ -1,9 +1,10 @@
 """The post-switch check: does the new release answer?
 
-``check_release`` is the hook the later ``django_cd.smoke`` layer replaces
-with the full smoke-test suite; until then it GETs the environment's URL and
-wants a 200 carrying the new release id in the ``X-Release`` header (set by
-``django_cd.middleware.ReleaseHeaderMiddleware``).
+``check_release`` GETs each of the environment's ``urls`` until the new
+release id answers in the ``X-Release`` header (set by
+``django_cd.middleware.ReleaseHeaderMiddleware``) with a 200 from every one:
+that covers the reload. Then it runs the environment's smoke checks
+(``django_cd.smoke``: the defaults, the declared checks, the dotted-path ones).
 """
 
 from __future__ import annotations
@@ -12,12 +13,11 @@ import http.client
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from urllib.parse import urlsplit
-
-from django.utils.module_loading import import_string
+from urllib.parse import urljoin, urlsplit
 
 from django_cd.conf import Environment
 from django_cd.pipeline.errors import StepFailed
+from django_cd.smoke import SmokeRun, config
 
 RELEASE_HEADER = "X-Release"
 # What a TLS-terminating proxy adds; without it a live site answers with a
@@ -33,6 +33,7 @@ class Answer:
     status: int
     release: str | None
     body: str
+    location: str | None = None
 
 
 def fetch(url: str, timeout: float = 5.0) -> Answer | None:
@@ -46,7 +47,12 @@ def fetch(url: str, timeout: float = 5.0) -> Answer | None:
         connection.request("GET", parts.path or "/", headers=PROXY_HEADERS)
         response = connection.getresponse()
         body = response.read().decode(errors="replace")
-        return Answer(response.status, response.getheader(RELEASE_HEADER), body)
+        return Answer(
+            response.status,
+            response.getheader(RELEASE_HEADER),
+            body,
+            response.getheader("Location"),
+        )
     except (OSError, http.client.HTTPException):
         return None
     finally:
@@ -73,7 +79,25 @@ def wait_for_release(
 
 
 def check_release(env: Environment, url: str, release_id: str, timeout: float = 30.0) -> str:
-    """Raise ``StepFailed("smoke")`` unless ``url`` answers 200 from ``release_id``."""
+    """Raise ``StepFailed("smoke")`` unless ``url`` and every other of the environment's
+    ``urls`` answer 200 from ``release_id``; then run the extra smoke checks."""
+    urls = [url, *(other for other in env.urls if other != url)]
+    deadline = time.monotonic() + timeout
+    accepted = config.options(env).url_status
+    answers = []
+    for each in urls:
+        # The first wait covers the reload; the others share what is left of it.
+        remaining = max(deadline - time.monotonic(), min(timeout, 5.0))
+        answers.append(f"{each} -> {_check_url(each, release_id, remaining, accepted)}")
+    report = SmokeRun(env, url, release_id).run()
+    if not report.ok:
+        raise StepFailed("smoke", report.summary(), "\n".join(report.table()))
+    return "; ".join(answers) + f" from {release_id}; {report.summary()}"
+
+
+def _check_url(
+    url: str, release_id: str, timeout: float, accepted: tuple[int, ...] | None = None
+) -> int:
     answer = wait_for_release(url, release_id, timeout)
     if answer is None:
         raise StepFailed("smoke", f"{url} does not answer (waited {timeout:.0f} s).")
@@ -83,17 +107,34 @@ def check_release(env: Environment, url: str, release_id: str, timeout: float = 
             f"{url} still answers from release {answer.release or '(no X-Release header)'}, "
             f"not {release_id}. Is django_cd.middleware.ReleaseHeaderMiddleware in MIDDLEWARE?",
         )
-    if answer.status != 200:
-        raise StepFailed(
-            "smoke",
-            f"{url} answered {answer.status} from the new release, not 200.",
-            answer.body[-2000:],
+    problem = _status_problem(url, answer, accepted)
+    if problem:
+        raise StepFailed("smoke", problem, answer.body[-2000:])
+    return answer.status
+
+
+def _status_problem(url: str, answer: Answer, accepted: tuple[int, ...] | None) -> str | None:
+    """Why ``answer`` is not what the environment accepts from ``url`` (None: it is).
+
+    Declared statuses are matched as they are. By default any 2xx passes, and a 3xx
+    whose target (followed once) does not answer an error: many home pages redirect
+    to a login page.
+    """
+    if accepted is not None:
+        if answer.status in accepted:
+            return None
+        wanted = ", ".join(map(str, accepted))
+        return f"{url} answered {answer.status} from the new release, not {wanted}."
+    if 200 <= answer.status < 300:
+        return None
+    if 300 <= answer.status < 400 and answer.location:
+        target = urljoin(url, answer.location)
+        followed = fetch(target)
+        if followed is not None and followed.status < 400:
+            return None
+        what = followed.status if followed is not None else "nothing"
+        return (
+            f"{url} answered {answer.status} from the new release, a redirect to {target}, "
+            f"which answered {what}."
         )
-    for dotted in env.smoke_checks:
-        # Extra checks: callables (env, url, release_id) that raise to fail.
-        check = import_string(dotted) if isinstance(dotted, str) else dotted
-        try:
-            check(env, url, release_id)
-        except Exception as error:
-            raise StepFailed("smoke", f"Smoke check {dotted} failed: {error}") from error
-    return f"{url} -> {answer.status} from {release_id}"
+    return f"{url} answered {answer.status} from the new release, not a 2xx or a redirect."

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import time
+import traceback
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any, TypeVar
 
-from django_cd.pipeline.errors import PipelineError, StepFailed
+from django_cd.pipeline.errors import PipelineError, StepFailed, describe_os_error
 from django_cd.pipeline.secrets import mask
 
 OUTPUT_TAIL_LINES = 40
@@ -72,18 +73,33 @@ class StepRunner:
         results: list[StepResult],
         on_step: Callable[[StepResult], None] | None,
         secrets: Iterable[str],
+        on_start: Callable[[str], None] | None = None,
+        where: str | None = None,
     ) -> None:
         self.results = results
         self.on_step = on_step
         self.secrets = list(secrets)
+        #: Called with a step's name before it starts (the journal records the intent).
+        self.on_start = on_start
+        #: The step running now: the one an interrupt interrupted.
+        self.running: str | None = None
+        #: The deploy root: where a full disk is, when an error names no file.
+        self.where = where
 
     def mask(self, text: str) -> str:
         return mask(text, self.secrets)
 
     def run(self, name: str, action: Callable[[], str]) -> str:
-        """Run ``action``; a failure is recorded and re-raised as ``StepFailed``."""
+        """Run ``action``; any failure is recorded and re-raised as ``StepFailed``.
+
+        Not only the engine's own errors: a full disk, a corrupt file or a bug in a
+        step goes through the same failure path (undo, history, a clear message).
+        """
         started = time.monotonic()
+        self.running = name
         try:
+            if self.on_start is not None:
+                self.on_start(name)
             detail = action()
         except StepFailed as error:
             self._record(name, "failed", started, str(error))
@@ -91,6 +107,16 @@ class StepRunner:
         except PipelineError as error:
             self._record(name, "failed", started, str(error))
             raise StepFailed(name, self.mask(str(error))) from None
+        except OSError as error:
+            message = describe_os_error(error, self.where)
+            self._record(name, "failed", started, message)
+            raise StepFailed(name, self.mask(message)) from None
+        except Exception as error:
+            message = f"Unexpected error in step {name}: {type(error).__name__}: {error}"
+            self._record(name, "failed", started, message)
+            output = self.mask(tail(traceback.format_exc()))
+            raise StepFailed(name, self.mask(message), output) from None
+        self.running = None
         self._record(name, "ok", started, detail)
         return detail
 

@@ -12,12 +12,14 @@ from django.conf import settings
 from django_cd import conf
 from django_cd.env import read_env_file
 from django_cd.pipeline import history
-from django_cd.pipeline.errors import PipelineError, StepFailed
+from django_cd.pipeline.errors import PipelineError, StepFailed, describe_os_error
+from django_cd.pipeline.files import BACKUP_MODE, Privacy
 from django_cd.pipeline.host import Host, LocalHost
 from django_cd.pipeline.layout import Layout
 from django_cd.pipeline.lock import Lock
 from django_cd.pipeline.release import Release
-from django_cd.pipeline.secrets import secret_values
+from django_cd.pipeline.restore import restore_clean
+from django_cd.pipeline.secrets import mask, secret_values
 from django_cd.pipeline.server import AppServer, server_for
 
 
@@ -36,7 +38,14 @@ class Target:
                 "this version of django-cd deploys to 'local' only. Use hosts: ['local'] "
                 "on the machine itself."
             )
+        if self.env.instances is not None:  # issue 15: a template is never deployed itself
+            raise PipelineError(
+                f"Environment {self.env.name!r} is a template of testing instances, not a "
+                f"deploy target: run manage.py instance create --env={self.env.name} NAME "
+                "--ref BRANCH (docs/instances.md)."
+            )
         self.layout = Layout(self.env.root)
+        self.host.privacy = Privacy(self.env.group)
         self.server: AppServer = server_for(self.env, self.host, self.layout)
 
     @property
@@ -65,6 +74,10 @@ class Target:
             return []
         return []
 
+    def mask(self, text: str) -> str:
+        """``text`` with the target's secrets masked."""
+        return mask(text, self.secrets())
+
     def backup_path(self, release_id: str) -> str:
         return posixpath.join(self.layout.backups, f"{release_id}.dump")
 
@@ -74,16 +87,42 @@ class Target:
         result = release.manage("dbbackup", "--noinput", "-d", "default", "-O", path)
         if not result.ok:
             raise StepFailed("backup", "The database backup (dbbackup) failed.", result.output)
+        self.host.set_mode(path, BACKUP_MODE)
         return path
 
     def restore(self, release: Release, path: str, step: str) -> str:
         """Restore the backup at ``path`` through ``release``'s code and settings."""
         if not self.host.exists(path):
             raise StepFailed(step, f"The backup {path} is gone; restore the database by hand.")
+        # PostgreSQL: into a clean schema, so objects the failed release created go too.
+        if restore_clean(release, path, step):
+            return f"restored {posixpath.basename(path)}"
         result = release.manage("dbrestore", "--noinput", "-d", "default", "-I", path)
         if not result.ok:
             raise StepFailed(step, f"Restoring {path} (dbrestore) failed.", result.output)
         return f"restored {posixpath.basename(path)}"
+
+    def lock(self, action: str = "status", break_stale: bool = False) -> Lock:
+        """The environment's lock (not taken): ``take_lock`` takes it."""
+        return Lock(
+            self.host,
+            self.layout.lock,
+            action=action,
+            timeout=self.lock_timeout,
+            break_stale=break_stale,
+        )
+
+    def take_lock(self, action: str, break_stale: bool, git_identity: str | None = None) -> Lock:
+        """Create the layout and take the environment's lock (``LockHeld`` if taken)."""
+        lock = self.lock(action, break_stale)
+        try:
+            self.layout.ensure(self.host)
+            lock.acquire()
+            self.record_broken_lock(lock, history.deployer(git_identity))
+        except OSError as error:
+            lock.release()
+            raise PipelineError(describe_os_error(error, self.layout.lock)) from None
+        return lock
 
     def record_broken_lock(self, lock: Lock, who: dict[str, str]) -> None:
         """History notes every stale lock that ``--break-lock`` broke."""
@@ -97,7 +136,7 @@ class Target:
                 "env": self.env.name,
                 "at": history.now(),
                 "by": who,
-                "stale_lock": lock.broken.describe(),
+                "stale_lock": lock.broken,
                 "for": lock.info.action,
             },
         )
@@ -115,9 +154,9 @@ class Target:
             "record_deployment", stdin=json.dumps(entry), timeout=120
         )
         if not result.ok:
-            return (
-                "The deployment was not mirrored into the database: "
-                + (result.output.strip().splitlines() or ["(no output)"])[-1]
+            last = (result.output.strip().splitlines() or ["(no output)"])[-1]
+            return "The deployment was not mirrored into the database: " + mask(
+                last, self.secrets()
             )
         return None
 

@@ -1,7 +1,7 @@
 """Pipeline-tagged tests: ``@pipeline(...)`` and ``manage.py test --pipeline=...``.
 
 ``TEST_RUNNER = "django_cd.testing.PipelineRunner"`` (or
-``"django_cd.testing.NosePipelineRunner"`` with ``pip install django-cd[nose]``).
+``"django_cd.testing.NosePipelineRunner"`` with ``pip install django-cd-deploy[nose]``).
 The deploy gate reads recorded outcomes through :mod:`django_cd.testing.results`.
 """
 

@@ -4,11 +4,18 @@
 modules of the project's own apps (those under ``BASE_DIR`` or listed in
 ``DJANGO_CD["FIRST_PARTY_APPS"]``) to see their ``@pipeline`` declarations. A
 module that fails to import is left to the test run, which reports it.
+
+Importing every test module is slow, and every command that runs the system
+checks would pay for it (``migrate``, ``collectstatic``, the deploy's own
+``check``). So the modules are imported only for the commands where a wrong
+pipeline name matters (:data:`IMPORTING_COMMANDS`); elsewhere the check still
+reports the declarations already imported, which costs nothing.
 """
 
 from __future__ import annotations
 
 import re
+import sys
 from collections.abc import Iterator, Sequence
 from importlib import import_module
 from pathlib import Path
@@ -23,6 +30,19 @@ from django_cd.testing import decorator
 
 #: Pipeline names travel in file names and comma-separated options.
 PIPELINE_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
+#: The ``manage.py`` commands for which the check imports the project's test modules.
+IMPORTING_COMMANDS = frozenset({"test", "check", "predeploy"})
+
+
+def imports_test_modules(argv: Sequence[str] | None = None) -> bool:
+    """True when the running command is one of :data:`IMPORTING_COMMANDS`.
+
+    ``check --deploy`` is the deploy's own check in the release: tests are not deployed.
+    """
+    args = sys.argv if argv is None else argv
+    if len(args) > 1 and args[1] == "check" and "--deploy" in args:
+        return False
+    return len(args) > 1 and args[1] in IMPORTING_COMMANDS
 
 
 @register("django_cd")
@@ -43,7 +63,8 @@ def check_pipelines(
         for name in pipelines
         if name and not PIPELINE_NAME_RE.match(name)
     ]
-    _import_test_modules(app_configs)
+    if imports_test_modules():
+        _import_test_modules(app_configs)
     seen = set()
     for declaration in decorator.declarations:
         for name in declaration.names:

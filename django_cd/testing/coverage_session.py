@@ -31,9 +31,9 @@ class CoverageSession:
     def __init__(self) -> None:
         try:
             from coverage import Coverage
-        except ImportError:  # pragma: no cover - coverage comes with django-cd[testing]
+        except ImportError:  # pragma: no cover - coverage comes with django-cd-deploy[testing]
             raise CommandError(
-                "--coverage needs the coverage package: pip install 'django-cd[testing]'."
+                "--coverage needs the coverage package: pip install 'django-cd-deploy[testing]'."
             ) from None
         # Worker processes of --parallel measure themselves and save their own
         # data files, combined at the end; coverage can only set that up from a

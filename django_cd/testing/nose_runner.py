@@ -1,6 +1,6 @@
 """``TEST_RUNNER = "django_cd.testing.NosePipelineRunner"``: pipelines for django-nose users.
 
-``pip install django-cd[nose]`` brings django-nose and pynose (plain nose
+``pip install django-cd-deploy[nose]`` brings django-nose and pynose (plain nose
 1.3.7 cannot run on Python 3.10+). ``--pipeline`` / ``--exclude-pipeline``
 become a nose ``--eval-attr`` expression over the same attributes
 ``@pipeline`` sets, so nose selects exactly the tests the plain runner would.
@@ -32,7 +32,7 @@ try:
 except ImportError as error:  # pragma: no cover - depends on the installed extras
     raise ImproperlyConfigured(
         f"NosePipelineRunner needs django-nose and pynose ({error}). "
-        "Install them with: pip install 'django-cd[nose]'."
+        "Install them with: pip install 'django-cd-deploy[nose]'."
     ) from None
 
 if tuple(int(part) for part in nose.__version__.split(".")[:2]) < (1, 4):

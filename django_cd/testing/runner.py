@@ -321,5 +321,5 @@ def _require(module: str, option: str, package: str) -> None:
         __import__(module)
     except ImportError:
         raise CommandError(
-            f"{option} needs the {package} package: pip install 'django-cd[testing]'."
+            f"{option} needs the {package} package: pip install 'django-cd-deploy[testing]'."
         ) from None

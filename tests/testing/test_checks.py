@@ -181,3 +181,48 @@ def test_every_testing_check_id_is_documented():
     doc = (Path(__file__).parents[2] / "docs" / "checks.md").read_text()
     assert {"django_cd.E020", "django_cd.E021"} <= used
     assert used <= set(re.findall(r"^## (django_cd\.E\d{3})", doc, re.MULTILINE))
+
+
+@pytest.mark.parametrize(
+    ("argv", "imports"),
+    [
+        (["manage.py", "test"], True),
+        (["manage.py", "check"], True),
+        (["manage.py", "predeploy", "--env=live"], True),
+        (["manage.py", "migrate"], False),
+        (["manage.py", "check", "--deploy"], False),
+        (["manage.py", "collectstatic", "--noinput"], False),
+        (["manage.py"], False),
+    ],
+)
+def test_test_modules_are_imported_only_where_they_matter(argv, imports):
+    assert checks.imports_test_modules(argv) is imports
+
+
+def test_migrate_does_not_import_the_projects_tests(tmp_path):
+    project = make_project(
+        tmp_path,
+        {
+            "test_nightly.py": """\
+            from django.test import SimpleTestCase
+
+            from django_cd.testing import pipeline
+
+            IMPORTED = open("imported.txt", "a").write("x")
+
+
+            @pipeline("nightly")
+            class ReportTests(SimpleTestCase):
+                def test_totals(self):
+                    pass
+            """,
+        },
+    )
+    migrate = project.manage("migrate", "--plan")
+    assert migrate.returncode == 0, migrate.output
+    assert "django_cd.E020" not in migrate.stderr
+    assert not (project.root / "imported.txt").exists()
+    check = project.manage("check")
+    assert check.returncode == 1
+    assert "django_cd.E020" in check.stderr
+    assert (project.root / "imported.txt").read_text() == "x"

@@ -234,3 +234,57 @@ def test_failures_are_counted_in_their_pipeline_only(tmp_path):
         assert functional["counts"]["errors"] == 1
         assert functional["run_passed"] is False
         assert functional["parallel"] == int(parallel)
+
+
+OWN_RUNNER = """\
+from django.conf import settings
+from django.test.runner import DiscoverRunner
+
+from django_cd.testing import PipelineRunner
+
+
+class ProjectRunner(DiscoverRunner):
+    \"\"\"A project's own runner: it sets what its tests need.\"\"\"
+
+    def setup_test_environment(self, **kwargs):
+        super().setup_test_environment(**kwargs)
+        settings.SHOP_CURRENCY = "EUR"
+
+
+class Runner(PipelineRunner, ProjectRunner):
+    \"\"\"The project's runner with pipelines: PipelineRunner first.\"\"\"
+"""
+
+NEEDS_OWN_RUNNER = """\
+from django.conf import settings
+from django.test import SimpleTestCase
+
+from django_cd.testing import pipeline
+
+
+class CurrencyTests(SimpleTestCase):
+    def test_currency(self):
+        self.assertEqual(settings.SHOP_CURRENCY, "EUR")
+
+
+@pipeline("functional")
+class FlowTests(SimpleTestCase):
+    def test_currency_too(self):
+        self.assertEqual(settings.SHOP_CURRENCY, "EUR")
+"""
+
+
+def test_a_projects_own_runner_takes_pipelines_as_a_mixin(tmp_path):
+    """docs/testing.md: class Runner(PipelineRunner, ProjectRunner) keeps both."""
+    project = make_project(
+        tmp_path,
+        {"test_currency.py": NEEDS_OWN_RUNNER},
+        runner="proj.runner.Runner",
+        files={"proj/runner.py": OWN_RUNNER},
+    )
+    unit = project.manage("test", "--pipeline=unit")
+    assert unit.returncode == 0, unit.output
+    assert unit.ran == 1
+    both = project.manage("test", "--pipeline=unit,functional")
+    assert both.returncode == 0, both.output
+    assert both.ran == 2

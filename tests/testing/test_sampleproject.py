@@ -33,7 +33,7 @@ def manage(*args: str, settings: str = "settings.test", env: dict[str, str] | No
     return Run(done.returncode, done.stdout, done.stderr)
 
 
-@pytest.mark.parametrize(("pipeline", "ran"), [("unit", 5), ("functional", 3)])
+@pytest.mark.parametrize(("pipeline", "ran"), [("unit", 5), ("functional", 4)])
 def test_sample_pipelines(pipeline, ran):
     run = manage("test", f"--pipeline={pipeline}")
     assert run.returncode == 0, run.output
@@ -48,7 +48,7 @@ def test_sample_pipeline_list():
     assert run.returncode == 0, run.output
     assert run.stdout.splitlines()[1:5] == [
         "unit            5  (default: tests without @pipeline)",
-        "functional      3",
+        "functional      4",
         "smoke           3",
         "slow            0",
     ]

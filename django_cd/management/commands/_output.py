@@ -11,7 +11,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.core.management.base import BaseCommand, CommandError, OutputWrapper
 
 from django_cd import conf
-from django_cd.pipeline import Outcome, PipelineError, StepResult
+from django_cd.pipeline import Outcome, PipelineError, StepResult, Target
 
 
 @contextmanager
@@ -33,6 +33,15 @@ def environment(name: str) -> conf.Environment:
         raise CommandError(str(error)) from None
     except ImproperlyConfigured as error:
         raise CommandError(f"{error}\nRun manage.py check for details.") from None
+
+
+def warn_if_database_differs(command: BaseCommand, target: Target) -> None:
+    """Say loudly when the database does not match the release that serves."""
+    from django_cd.pipeline import consistency
+
+    problem = consistency.check(target).problem(target.env.name)
+    if problem:
+        command.stderr.write(command.style.ERROR(f"WARNING: {problem}"))
 
 
 def step_printer(command: BaseCommand, verbosity: int) -> Callable[[StepResult], None] | None:

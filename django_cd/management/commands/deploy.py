@@ -1,6 +1,11 @@
-"""``manage.py deploy --env=NAME``: release, migrate, switch, reload, smoke check, tag.
+"""``manage.py deploy --env=NAME``: gates, release, migrate, switch, reload, smoke check, tag.
 
-Exit status: 0 deployed; 1 refused, failed or rolled back (the message says which).
+The predeploy gates run first (the same as ``manage.py predeploy``); a failed
+gate stops the deploy before anything changes. Without ``--ref``, an
+environment with ``promote_from`` gets the newest commit that passed it.
+
+Exit status: 0 deployed; 1 refused, failed or rolled back (the message says which);
+2 the gates could not be evaluated.
 """
 
 from __future__ import annotations
@@ -10,6 +15,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand
 
+from django_cd.management.commands import _gates
 from django_cd.management.commands._output import (
     engine_errors,
     environment,
@@ -25,7 +31,12 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: ArgumentParser) -> None:
         parser.add_argument("--env", required=True, help="The environment, e.g. staging.")
-        parser.add_argument("--ref", default="HEAD", help="Branch, tag or commit (default HEAD).")
+        parser.add_argument(
+            "--ref",
+            default=None,
+            help="Branch, tag or commit (default: HEAD, or for an environment with "
+            "promote_from the newest commit that passed it).",
+        )
         parser.add_argument(
             "--dry-run", action="store_true", help="Print the plan; change nothing."
         )
@@ -36,6 +47,7 @@ class Command(BaseCommand):
         parser.add_argument(
             "--break-lock", action="store_true", help="Break a stale lock (recorded in history)."
         )
+        _gates.add_force_arguments(parser)
 
     def handle(self, *args: Any, **options: Any) -> None:
         env = environment(options["env"])
@@ -45,10 +57,28 @@ class Command(BaseCommand):
             "the lock is free. "
             f"See manage.py releases --env={env.name}."
         )
+        gates = _gates.evaluate(
+            env,
+            options["ref"],
+            allow_dirty=options["allow_dirty"],
+            force_reason=_gates.force_reason(options),
+        )
+        if not as_json and verbosity >= 1:
+            _gates.print_table(self, gates)
+        if not gates.ok:
+            if as_json:
+                write_json(self.stdout, {"predeploy": gates.as_dict()})
+            refusal = _gates.refusal(gates)
+            with engine_errors(interrupted):  # history keeps who was refused, and why
+                Deploy(env, ref=gates.ref or "HEAD", predeploy=gates.record()).refuse(
+                    str(refusal), step="predeploy"
+                )
+            raise refusal
         with engine_errors(interrupted):
             deploy = Deploy(
                 env,
-                ref=options["ref"],
+                ref=gates.ref,
+                predeploy=gates.record(),
                 allow_dirty=options["allow_dirty"],
                 break_lock=options["break_lock"],
                 on_step=None if as_json else step_printer(self, verbosity),
@@ -57,7 +87,7 @@ class Command(BaseCommand):
                 self._print_plan(deploy.plan(), as_json)
                 return
             if not as_json and verbosity >= 1:
-                self.stdout.write(f"Deploying {options['ref']} to {env.name} ({env.root})")
+                self.stdout.write(f"Deploying {gates.ref} to {env.name} ({env.root})")
             outcome = deploy.run()
         report(self, outcome, as_json=as_json, verbosity=verbosity)
 
@@ -69,6 +99,7 @@ class Command(BaseCommand):
         self.stdout.write(f"  current release: {plan['current'] or 'none (first deploy)'}")
         self.stdout.write(f"  steps: {', '.join(plan['steps'])}")
         self.stdout.write(f"  backup: {'yes' if plan['backup'] else 'no'}")
+        self.stdout.write(f"  environment (shared/.env): {plan['environment']}")
         migrations = plan["migrations"]
         if migrations is None:
             self.stdout.write(f"  migrations: {plan['note']}")

@@ -7,7 +7,12 @@ from typing import Any
 
 from django.core.management.base import BaseCommand
 
-from django_cd.management.commands._output import engine_errors, environment, write_json
+from django_cd.management.commands._output import (
+    engine_errors,
+    environment,
+    warn_if_database_differs,
+    write_json,
+)
 from django_cd.pipeline import Target, list_releases
 
 
@@ -25,14 +30,16 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         env = environment(options["env"])
         with engine_errors():
-            rows = list_releases(Target(env))
+            target = Target(env)
+            rows = list_releases(target)
+            warn_if_database_differs(self, target)
         if options["json"]:
             write_json(self.stdout, rows)
             return
         if not rows:
             self.stdout.write(f"No releases of {env.name} under {env.root}.")
             return
-        for row in reversed(rows):
+        for row in rows:
             mark = "*" if row["current"] else " "
             backup = "backup" if row["backup"] else ""
             line = (

@@ -1,14 +1,15 @@
 """``manage.py rollback --env=NAME``: the previous (or a named) release back in seconds.
 
-Exit status: 0 rolled back; 1 refused or failed (the message says why).
+Exit status: 0 rolled back; 1 refused, cancelled or failed (the message says why).
 """
 
 from __future__ import annotations
 
+import sys
 from argparse import ArgumentParser
 from typing import Any
 
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 
 from django_cd.management.commands._output import (
     engine_errors,
@@ -17,6 +18,7 @@ from django_cd.management.commands._output import (
     step_printer,
 )
 from django_cd.pipeline import Rollback
+from django_cd.pipeline.rollback import DataLoss
 
 
 class Command(BaseCommand):
@@ -34,6 +36,16 @@ class Command(BaseCommand):
             action="store_true",
             help="Restore the database backup recorded for the target release.",
         )
+        parser.add_argument(
+            "--restore-flags",
+            action="store_true",
+            help="Put back the feature flag states recorded by the target release (diff shown).",
+        )
+        parser.add_argument(
+            "--yes",
+            action="store_true",
+            help="Confirm --with-db without a question (needed when stdin is not a terminal).",
+        )
         parser.add_argument("--json", action="store_true", help="Print one JSON object.")
         parser.add_argument(
             "--break-lock", action="store_true", help="Break a stale lock (recorded in history)."
@@ -48,7 +60,26 @@ class Command(BaseCommand):
                 to=options["to"],
                 with_db=options["with_db"],
                 break_lock=options["break_lock"],
+                restore_flags=options["restore_flags"],
                 on_step=None if as_json else step_printer(self, verbosity),
             )
+            if options["with_db"]:
+                self.confirm(rollback.data_loss(), yes=options["yes"])
             outcome = rollback.run()
         report(self, outcome, as_json=as_json, verbosity=verbosity)
+
+    def confirm(self, loss: DataLoss, *, yes: bool) -> None:
+        """Say what --with-db loses; go on only on --yes or a "y" typed at a terminal."""
+        self.stderr.write(loss.describe())
+        if yes:
+            return
+        if not sys.stdin.isatty():
+            raise CommandError(
+                "rollback --with-db asks before it discards data, and stdin is not a "
+                "terminal: run again with --yes to confirm. Nothing was changed."
+            )
+        self.stderr.write("Restore it and lose those writes? [y/N] ", ending="")
+        self.stderr.flush()
+        answer = sys.stdin.readline().strip().lower()
+        if answer not in ("y", "yes"):
+            raise CommandError("Rollback cancelled. Nothing was changed.")

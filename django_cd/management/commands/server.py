@@ -7,7 +7,11 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 
-from django_cd.management.commands._output import environment, write_json
+from django_cd.management.commands._output import (
+    environment,
+    warn_if_database_differs,
+    write_json,
+)
 from django_cd.pipeline import PipelineError, StepFailed, Target
 
 
@@ -28,6 +32,8 @@ class Command(BaseCommand):
         action = options["action"]
         try:
             target = Target(env)
+            if action != "stop":  # stopping must work whatever state the database is in
+                warn_if_database_differs(self, target)
             if action == "status":
                 status = target.server.status()
                 if options["json"]:

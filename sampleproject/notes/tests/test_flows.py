@@ -44,3 +44,26 @@ class RefusedNoteFlowTests(TestCase):
         self.assertEqual(Note.objects.count(), 0)
         listing = self.client.get(reverse("notes:list"))
         self.assertContains(listing, "No notes yet.")
+
+
+@pipeline("functional")
+class ScrubPersonalDataTests(TestCase):
+    """The scrub hook of testing instances (docs/instances.md), on a copy of the data."""
+
+    def test_blanks_emails_and_passwords_and_authors_only_when_asked(self):
+        from io import StringIO
+
+        from django.contrib.auth.models import User
+        from django.core.management import CommandError, call_command
+
+        user = User.objects.create_user("pat", "pat@example.com", "a long passphrase")
+        Note.objects.create(title="Mine", author="pat")
+        with self.assertRaisesMessage(CommandError, "pass --yes on a copy"):
+            call_command("scrub_personal_data")
+        out = StringIO()
+        call_command("scrub_personal_data", "--yes", stdout=out)
+        user.refresh_from_db()
+        self.assertEqual(user.email, "")
+        self.assertFalse(user.has_usable_password())
+        self.assertEqual(Note.objects.get().author, "someone")
+        self.assertEqual(out.getvalue(), "Scrubbed 1 user(s) and 1 note author(s).\n")

@@ -1,0 +1,80 @@
+"""``manage.py status --env=NAME``: the state of an environment, after any crash.
+
+Exit status: 0 nothing to act on; 1 something needs the operator (an interrupted
+deploy, a stale lock, a database that does not match the current release).
+"""
+
+from __future__ import annotations
+
+from argparse import ArgumentParser
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError
+
+from django_cd.management.commands._output import engine_errors, environment, write_json
+from django_cd.pipeline import Target
+from django_cd.pipeline.status import environment_status, problems
+
+
+class Command(BaseCommand):
+    help = "Show an environment's current release, lock, interrupted deploy and database state."
+    # Like rollback: a broken checkout must not hide the state of what is deployed.
+    requires_system_checks: list[str] = []
+
+    def add_arguments(self, parser: ArgumentParser) -> None:
+        parser.add_argument("--env", required=True, help="The environment, e.g. live.")
+        parser.add_argument("--json", action="store_true", help="Print one JSON object.")
+        parser.add_argument(
+            "--no-database",
+            action="store_true",
+            help="Do not ask the database (faster; 'database' is null).",
+        )
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        env = environment(options["env"])
+        with engine_errors():
+            report = environment_status(Target(env), database=not options["no_database"])
+        found = problems(report)
+        if options["json"]:
+            write_json(self.stdout, {**report, "problems": found})
+        else:
+            self._print(report)
+        if found:
+            raise CommandError("\n".join(found))
+
+    def _print(self, report: dict[str, Any]) -> None:
+        write = self.stdout.write
+        write(f"{report['env']} ({report['root']})")
+        current = report["current"]
+        commit = (report["current_commit"] or "")[:12]
+        write(
+            f"  current:     {current or 'nothing deployed'}" + (f" ({commit})" if commit else "")
+        )
+        lock = report["lock"]
+        if lock is None:
+            write("  lock:        free")
+        else:
+            stale = f" (STALE: {lock['why_stale']})" if lock["stale"] else ""
+            write(f"  lock:        held by {lock['holder'] or 'an unreadable lock file'}{stale}")
+        if report["running"]:
+            running = report["running"]
+            write(
+                f"  running:     {running['action']} of {running['release']}, "
+                f"step {running['step']} (pid {running['pid']})"
+            )
+        dead = report["interrupted"]
+        write(f"  interrupted: {dead['description'] if dead else 'none'}")
+        database = report["database"]
+        if database is None:
+            write("  database:    not asked (--no-database)")
+        elif database["matches_current"] is None:
+            write(f"  database:    unknown: {database['error']}")
+        elif database["matches_current"]:
+            write(f"  database:    matches {database['release'] or 'the empty deployment'}")
+        else:
+            write("  database:    DOES NOT MATCH the current release")
+            for name in database["missing"]:
+                write(f"    missing: {name}")
+            for name in database["unknown"]:
+                write(f"    unknown: {name}")
+        write(f"  server:      {report['server']['detail']}")
