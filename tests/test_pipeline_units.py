@@ -392,3 +392,18 @@ def test_ssh_hosts_are_refused_not_deployed_locally(tmp_path: Path) -> None:
         for args in (("deploy",), ("rollback",), ("releases",), ("server", "status")):
             with pytest.raises(CommandError, match=r"Environment 'staging' lists SSH hosts"):
                 call_command(*args, env="staging")
+
+
+def test_a_journal_left_by_a_command_that_gave_up_is_not_a_running_one(tmp_path: Path) -> None:
+    from django_cd.pipeline import journal
+
+    layout = Layout(str(tmp_path))
+    opened = journal.Journal.begin(HOST, layout, action="deploy", release="r2", previous="r1")
+    opened.intend("switch")
+    # Written by this very (live) process: a command still at work.
+    assert journal.interrupted(HOST, layout) is None
+    opened.leave(undo_failed=True)
+    # Same live pid, but the command has given up: status and repair must see it.
+    left = journal.interrupted(HOST, layout)
+    assert left is not None and left.step == "undo" and journal.needs_repair(left)
+    assert "with work left for repair" in left.describe()

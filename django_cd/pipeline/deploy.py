@@ -457,7 +457,7 @@ class Deploy:
             if complete:
                 state.journal.close()
             else:
-                state.journal.intend("undo", undo_failed=True)
+                state.journal.leave(undo_failed=True)
 
     def _switch_back(self, undo: StepRunner, release: Release, previous: str | None) -> None:
         if previous is None:

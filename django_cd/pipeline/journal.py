@@ -65,6 +65,12 @@ class Journal:
         self.data.update(facts)
         self._write()
 
+    def leave(self, *, undo_failed: bool) -> None:
+        """The command ends with work left for ``repair``: the journal stays, marked as
+        given up, so nobody mistakes it for a command still running (the process that
+        wrote it may live on: a test, a shell that ran the engine in-process)."""
+        self.intend("undo", undo_failed=undo_failed, ended=now())
+
     def close(self) -> None:
         """The command ended and said so in history: nothing left to find."""
         self.host.remove(self.layout.journal)
@@ -119,7 +125,11 @@ class Interrupted:
         }.get(self.action, f"{self.action} of {self.release}")
         return (
             f"{what} (pid {self.data.get('pid')}, {who}, started {self.data.get('started')}) "
-            f"died during step {self.step!r}"
+            + (
+                f"ended at {self.data['ended']} with work left for repair"
+                if self.data.get("ended")
+                else f"died during step {self.step!r}"
+            )
         )
 
     def as_dict(self) -> dict[str, Any]:
@@ -156,11 +166,14 @@ def read(host: Host, layout: Layout) -> dict[str, Any] | None:
 
 
 def interrupted(host: Host, layout: Layout) -> Interrupted | None:
-    """The journal of a command that died, or None (no journal, or its command runs)."""
+    """The journal of a command that died or gave up, or None (no journal, or its
+    command runs)."""
     data = read(host, layout)
     if data is None:
         return None
     pid = data.get("pid")
+    if data.get("ended"):
+        return Interrupted(data)
     if data.get("host") == host.name and isinstance(pid, int) and host.pid_alive(pid):
         return None
     return Interrupted(data)

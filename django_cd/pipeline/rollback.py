@@ -179,7 +179,7 @@ class Rollback:
                 if complete and not (runner.running == "database" or self._touched(outcome)):
                     opened.close()
                 else:
-                    opened.intend("undo", undo_failed=not complete)
+                    opened.leave(undo_failed=not complete)
             if isinstance(error, KeyboardInterrupt):
                 raise
             return
