@@ -280,6 +280,9 @@ def test_new_release_answering_500_with_a_migration(
         "release, not a 2xx or a redirect."
     )
     assert "  undo database: ok migrated back to the pre-deploy state" in error
+    # The traceback the error page hides is in the app server's log, shown under it.
+    assert "--- the last lines of the gunicorn log ---" in error
+    assert "ZeroDivisionError: division by zero" in error
     assert_unharmed(project, baseline, snapshot)
     last = history(project)[-1]
     assert (last["status"], last["failed_step"], last["release"]) == (
@@ -288,6 +291,27 @@ def test_new_release_answering_500_with_a_migration(
         new_release,
     )
     assert [s["name"] for s in last["rollback_steps"]] == ["switch", "reload", "database", "check"]
+
+
+def test_a_host_the_settings_refuse_is_named_from_the_server_log(
+    project: Project, baseline: dict[str, Any]
+) -> None:
+    """The check gets a bare 400; why (an ``Invalid HTTP_HOST header``) is only in the
+    app server's log, so the failure shows its last lines, secrets masked."""
+    snapshot = db_snapshot(baseline["db"])
+    values = project.env_file_values("staging")
+    project.write_env_file("staging", **{**values, "DJANGO_ALLOWED_HOSTS": "example.com"})
+    views = (project.repo / VIEWS).read_text()
+    branch_with(project, "wrong-host", baseline["commit"], {VIEWS: views + "# a change\n"})
+    try:
+        error, _ = deploy_fails(project, env="staging", ref="wrong-host")
+    finally:
+        project.write_env_file("staging", **values)
+    assert f"{project.url('staging')} answered 400 from the new release" in error
+    log = error.split("--- the last lines of the gunicorn log ---", 1)[1]
+    assert "Invalid HTTP_HOST header: '127.0.0.1:" in log
+    assert values["DJANGO_SECRET_KEY"] not in error
+    assert_unharmed(project, baseline, snapshot)
 
 
 IRREVERSIBLE_MIGRATION = ADD_FIELD.replace(

@@ -34,7 +34,6 @@ from django_cd.pipeline import (
     preflight,
     project_steps,
     prune,
-    smoke,
 )
 from django_cd.pipeline.errors import PipelineError, StepFailed, describe_os_error
 from django_cd.pipeline.gitrepo import Repository
@@ -379,7 +378,7 @@ class Deploy:
         runner.run("reload", lambda: self.target.server.reload(release))
         url = self.target.url
         if url:
-            runner.run("smoke", lambda: smoke.check_release(self.env, url, release.id))
+            runner.run("smoke", lambda: self.target.check_serving(url, release.id))
             watch_step(runner, release, url)  # issue 12: only when env "watch" is set
         else:
             runner.skip("smoke", "the environment has no URL")
@@ -438,7 +437,7 @@ class Deploy:
             # not a half-done undo (a repair could not change it).
             url = self.target.url
             try:
-                undo.run("check", lambda: smoke.check_release(self.env, url, previous))
+                undo.run("check", lambda: self.target.check_serving(url, previous))
             except StepFailed as check_error:
                 outcome.warnings.append(
                     f"The previous release {previous} serves again but fails the check: "

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django_cd import conf
-from django_cd.pipeline import consistency, history, journal, migrations, smoke
+from django_cd.pipeline import consistency, history, journal, migrations
 from django_cd.pipeline.deploy import _failure
 from django_cd.pipeline.errors import PipelineError, StepFailed
 from django_cd.pipeline.host import Host
@@ -211,7 +211,7 @@ class Repair:
             url = self.target.url
             if url and plan.goal:
                 goal = plan.goal
-                runner.run("smoke", lambda: smoke.check_release(self.env, url, goal))
+                runner.run("smoke", lambda: self.target.check_serving(url, goal))
             runner.run("verify", lambda: self._verify(plan))
         except (Exception, KeyboardInterrupt) as error:
             outcome.failed_step, outcome.error, outcome.error_output = _failure(error, runner)

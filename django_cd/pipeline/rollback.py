@@ -22,7 +22,7 @@ from typing import Any
 from django_cd import conf
 from django_cd.flags import releases as flag_releases
 from django_cd.monitoring import announce  # issue 12: notifications, Sentry, StatsD
-from django_cd.pipeline import history, journal, migrations, rollback_order, smoke
+from django_cd.pipeline import history, journal, migrations, rollback_order
 from django_cd.pipeline.deploy import _failure
 from django_cd.pipeline.errors import PipelineError, StepFailed, describe_os_error
 from django_cd.pipeline.host import Host
@@ -170,7 +170,7 @@ class Rollback:
                 runner.run("flags", lambda: self._restore_flags(target, manifest_to))
             url = self.target.url
             if url:
-                runner.run("smoke", lambda: smoke.check_release(self.env, url, target))
+                runner.run("smoke", lambda: self.target.check_serving(url, target))
         except (Exception, KeyboardInterrupt) as error:
             outcome.failed_step, outcome.error, outcome.error_output = _failure(error, runner)
             complete = not switched or self._switch_back(outcome, runner, current)

@@ -79,6 +79,9 @@ class ServerStatus:
 class AppServer(ABC):
     """What the engine needs from an app server."""
 
+    #: How messages name it; managed servers also name their files after it.
+    name = "server"
+
     def __init__(self, env: Environment, host: Host, layout: Layout) -> None:
         self.env = env
         self.host = host
@@ -112,6 +115,10 @@ class AppServer(ABC):
     def venv_in_use(self) -> str | None:
         """The virtualenv (hash) a running server runs from, if django-cd knows it."""
         return None
+
+    def log_tail(self) -> str:
+        """The last lines of the server's own log ("" when django-cd keeps none)."""
+        return ""
 
 
 class NoServer(AppServer):
@@ -176,8 +183,6 @@ class ManagedServer(AppServer):
     The address is bound exclusively (no ``SO_REUSEPORT``): a second server on
     it fails to start instead of sharing the traffic.
     """
-
-    name = "server"
 
     @property
     def state_file(self) -> str:
@@ -287,12 +292,12 @@ class ManagedServer(AppServer):
         )
         if not result.ok:
             raise StepFailed(
-                "reload", f"{self.name} did not start.", result.output + self._log_tail()
+                "reload", f"{self.name} did not start.", result.output + self.log_tail()
             )
         pid = self._wait_pidfile(run["pidfile"], exclude=None)
         if pid is None:
             raise StepFailed(
-                "reload", f"{self.name} did not start (no pid file).", self._log_tail()
+                "reload", f"{self.name} did not start (no pid file).", self.log_tail()
             )
         return {
             **run,
@@ -361,7 +366,7 @@ class ManagedServer(AppServer):
         raise StepFailed(
             "reload",
             f"{self.name} {why} after {action} (waited up to {self.timeout:.0f} s).",
-            self._log_tail(),
+            self.log_tail(),
         )
 
     def start(self, release: Release) -> str:
@@ -408,7 +413,7 @@ class ManagedServer(AppServer):
         if self.host.pid_alive(pid):
             self.host.signal(pid, signal.SIGKILL)
 
-    def _log_tail(self) -> str:
+    def log_tail(self) -> str:
         if not self.host.exists(self.log_file):
             return ""
         lines = self.host.read_text(self.log_file).splitlines()[-LOG_TAIL_LINES:]
@@ -488,7 +493,7 @@ class GunicornServer(ManagedServer):
                 "reload",
                 f"gunicorn (pid {old}) started no new master after USR2 "
                 f"(waited {self.timeout:.0f} s); the old one keeps serving.",
-                self._log_tail(),
+                self.log_tail(),
             )
         try:
             self._wait_serving(release, new, "USR2 (new master)")
@@ -502,7 +507,7 @@ class GunicornServer(ManagedServer):
             raise StepFailed(
                 "reload",
                 f"The new gunicorn master (pid {new}) did not take over {pidfile}.",
-                self._log_tail(),
+                self.log_tail(),
             )
         return (
             new,

@@ -13,17 +13,23 @@ import http.client
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 from urllib.parse import urljoin, urlsplit
 
 from django_cd.conf import Environment
 from django_cd.pipeline.errors import StepFailed
 from django_cd.smoke import SmokeRun, config
 
+if TYPE_CHECKING:
+    from django_cd.pipeline.server import AppServer
+
 RELEASE_HEADER = "X-Release"
 # What a TLS-terminating proxy adds; without it a live site answers with a
 # redirect to https, which says nothing about whether the release works.
 PROXY_HEADERS = {"X-Forwarded-Proto": "https"}
 POLL_SECONDS = 0.1
+#: Lines of a failed answer's body kept above the server's log lines.
+ANSWER_LINES = 8
 
 
 @dataclass(frozen=True)
@@ -93,6 +99,20 @@ def check_release(env: Environment, url: str, release_id: str, timeout: float = 
     if not report.ok:
         raise StepFailed("smoke", report.summary(), "\n".join(report.table()))
     return "; ".join(answers) + f" from {release_id}; {report.summary()}"
+
+
+def check_serving(env: Environment, url: str, release_id: str, server: AppServer) -> str:
+    """``check_release``; when it fails, its output ends with the app server's last log
+    lines, since the cause is often there alone (an ``Invalid HTTP_HOST header``, the
+    traceback an error page hides)."""
+    try:
+        return check_release(env, url, release_id)
+    except StepFailed as failed:
+        log = server.log_tail().strip()
+        if log:
+            answer = "\n".join(failed.output.strip().splitlines()[-ANSWER_LINES:])
+            failed.output = f"{answer}\n--- the last lines of the {server.name} log ---\n{log}"
+        raise
 
 
 def _check_url(

@@ -11,7 +11,7 @@ from django.conf import settings
 
 from django_cd import conf
 from django_cd.env import read_env_file
-from django_cd.pipeline import history
+from django_cd.pipeline import history, smoke
 from django_cd.pipeline.errors import PipelineError, StepFailed, describe_os_error
 from django_cd.pipeline.files import BACKUP_MODE, Privacy
 from django_cd.pipeline.host import Host, LocalHost
@@ -77,6 +77,10 @@ class Target:
     def mask(self, text: str) -> str:
         """``text`` with the target's secrets masked."""
         return mask(text, self.secrets())
+
+    def check_serving(self, url: str, release_id: str) -> str:
+        """The post-switch check of ``release_id`` at ``url`` (``smoke.check_serving``)."""
+        return smoke.check_serving(self.env, url, release_id, self.server)
 
     def backup_path(self, release_id: str) -> str:
         return posixpath.join(self.layout.backups, f"{release_id}.dump")
