@@ -72,7 +72,10 @@ def test_first_deploy(staging: Deployed) -> None:
     assert data["release"] == current(project)
     assert data["url"] == project.url("staging")
     assert [s["name"] for s in data["steps"]] == STEPS
-    assert {s["status"] for s in data["steps"]} == {"ok"}
+    statuses = {s["name"]: s["status"] for s in data["steps"]}
+    # A fresh git archive has no .pyc to clean: the step says so instead of running.
+    assert statuses.pop("clean_pyc") == "skipped"
+    assert set(statuses.values()) == {"ok"}
     assert data["tag"] == "cd/staging/1"
     assert git(project.repo, "rev-list", "-n", "1", "cd/staging/1").strip() == commit
 
@@ -128,6 +131,10 @@ def test_code_only_deploy_reuses_the_venv(staging: Deployed) -> None:
     assert [line.split()[0] for line in lines[1 : n + 1]] == STEPS
     assert lines[2].split()[1:] == ["ok", lines[2].split()[2], "reused", f"venvs/{venvs[0]}"]
     assert lines[1 + STEPS.index("backup")].split()[:2] == ["backup", "skipped"]
+    # Nothing pending: no migrate process is started at all.
+    migrate = lines[1 + STEPS.index("migrate")]
+    assert migrate.split()[:2] == ["migrate", "skipped"]
+    assert migrate.endswith("no migrations pending (the plan found none)")
     release = current(project)
     assert lines[n + 1].startswith(f"Deploy of {release} to staging succeeded in ")
     assert lines[n + 1].endswith(" s, tagged cd/staging/2.")
@@ -135,6 +142,21 @@ def test_code_only_deploy_reuses_the_venv(staging: Deployed) -> None:
     assert (status, served) == (200, release)
     assert "Notes board v2" in body
     assert sorted(p.name for p in (project.root("staging") / "venvs").iterdir()) == venvs
+
+
+def test_committed_pyc_files_are_cleaned(staging: Deployed) -> None:
+    project = staging.project
+    stale = "sampleproject/notes/old_views.pyc"  # its .py is long gone
+    git(project.repo, "checkout", "-q", "-B", "with-pyc", "main")
+    write_file(project.repo / stale, "not really bytecode")
+    git(project.repo, "add", "--force", stale)  # .gitignore keeps them out, unless forced
+    git(project.repo, "commit", "-q", "-m", "A stale .pyc, committed by mistake")
+    git(project.repo, "checkout", "-q", "main")
+    code, data, stderr = project.deploy("staging", "--ref=with-pyc")
+    assert code == 0, stderr
+    [clean] = [s for s in data["steps"] if s["name"] == "clean_pyc"]
+    assert clean["status"] == "ok"
+    assert not (project.root("staging") / "releases" / data["release"] / stale).exists()
 
 
 def deploy_title(project: Project, title: str) -> str:

@@ -16,8 +16,10 @@ killed outright is found by the next command (``pipeline.journal``).
 
 from __future__ import annotations
 
+import io
 import posixpath
 import re
+import tarfile
 import time
 from collections.abc import Callable
 from functools import partial
@@ -35,7 +37,12 @@ from django_cd.pipeline import (
     project_steps,
     prune,
 )
-from django_cd.pipeline.errors import PipelineError, StepFailed, describe_os_error
+from django_cd.pipeline.errors import (
+    PipelineError,
+    StepFailed,
+    StepSkipped,
+    describe_os_error,
+)
 from django_cd.pipeline.gitrepo import Repository
 from django_cd.pipeline.host import Host
 from django_cd.pipeline.interrupt import terminate_as_interrupt
@@ -77,6 +84,8 @@ class Deploy:
         self.repo = repository or Repository.find(conf.get_config()["REPOSITORY"], base_dir())
         self.steps = project_steps.arrange(env)
         self.outcome = Outcome(action="deploy", env=env.name, url=self.target.url)
+        # Whether the uploaded archive holds .pyc files (committed ones) for clean_pyc.
+        self._archive_has_pyc = True
 
     # Source ---------------------------------------------------------------
 
@@ -341,11 +350,14 @@ class Deploy:
         state.migrating = bool(pending)
 
         def migrate() -> str:
+            if not pending:
+                state.after = state.before
+                raise StepSkipped("no migrations pending (the plan found none)")
             result = release.manage("migrate", "--noinput")
             if not result.ok:
                 raise StepFailed("migrate", "migrate failed.", result.output)
             state.after = migrations.probe(release, step="migrate")
-            return f"applied {len(pending)} migration(s)" if pending else "nothing to apply"
+            return f"applied {len(pending)} migration(s)"
 
         runner.run("migrate", migrate)
         self._run_steps(
@@ -387,6 +399,8 @@ class Deploy:
         assert self.outcome.commit is not None
         data = self.repo.archive(self.outcome.commit)
         self.host.extract_tar(data, release.path)
+        with tarfile.open(fileobj=io.BytesIO(data)) as archive:
+            self._archive_has_pyc = any(name.endswith(".pyc") for name in archive.getnames())
         self.host.write_text(
             posixpath.join(release.path, REVISION_FILE), self.outcome.commit + "\n"
         )
@@ -396,6 +410,8 @@ class Deploy:
         return f"{len(data) // 1024} KiB from {self.outcome.commit[:12]}"
 
     def _clean_pyc(self, release: Release) -> str:
+        if not self._archive_has_pyc:
+            raise StepSkipped("a fresh git archive without .pyc files: nothing stale to remove")
         result = release.manage("clean_pyc", "--path", release.path)
         if not result.ok and "Unknown command" in result.output:
             return "skipped: django-extensions is not installed in the release"

@@ -18,6 +18,10 @@ class StepFailed(PipelineError):
         self.output = output
 
 
+class StepSkipped(Exception):
+    """Raised by a step that finds nothing to do; recorded as skipped, with the reason."""
+
+
 class LockHeld(PipelineError):
     """Another deploy or rollback holds the environment's lock."""
 

@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any, TypeVar
 
-from django_cd.pipeline.errors import PipelineError, StepFailed, describe_os_error
+from django_cd.pipeline.errors import PipelineError, StepFailed, StepSkipped, describe_os_error
 from django_cd.pipeline.secrets import mask
 
 OUTPUT_TAIL_LINES = 40
@@ -101,6 +101,10 @@ class StepRunner:
             if self.on_start is not None:
                 self.on_start(name)
             detail = action()
+        except StepSkipped as skipped:
+            self.running = None
+            self._record(name, "skipped", started, str(skipped))
+            return str(skipped)
         except StepFailed as error:
             self._record(name, "failed", started, str(error))
             raise StepFailed(name, self.mask(str(error)), self.mask(tail(error.output))) from None
