@@ -89,7 +89,7 @@ def wait_for_step(project: Project, step: str, process: subprocess.Popen[str]) -
 
 
 def processes_under(path: Path) -> list[str]:
-    """Command lines of live processes that run code of ``path``."""
+    """Command lines of live ``manage.py`` processes that run code of ``path``."""
     found = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -99,7 +99,8 @@ def processes_under(path: Path) -> list[str]:
             state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
         except OSError:
             continue
-        if str(path) in cmdline and "manage.py migrate" in cmdline and state != "Z":
+        # ``migrate`` runs in the release's agent (manage.py cdagent), or on its own.
+        if str(path) in cmdline and "manage.py" in cmdline and state != "Z":
             found.append(cmdline)
     return found
 

@@ -183,3 +183,99 @@ def rollback_plan(state: AppliedState, database: str = DEFAULT_DB_ALIAS) -> Plan
 def migrate_arguments(targets: list[Target]) -> list[list[str]]:
     """``manage.py migrate APP NAME`` arguments for each target ("zero" for None)."""
     return [[app, name or "zero"] for app, name in targets]
+
+
+@dataclass(frozen=True)
+class DatabaseReport:
+    """The database as one release's code sees it: what the deploy engine plans with.
+
+    ``state`` has the format release manifests record (app -> latest applied name).
+    """
+
+    #: app label -> the last applied migration of the app's chain (None: none applied).
+    state: dict[str, str | None]
+    #: ``app.name`` of every migration ``migrate`` would apply, in order.
+    pending: list[str]
+    #: To reach the requested target: the migrations to unapply, in order, each with
+    #: the operations that cannot be reversed.
+    backward: list[dict[str, Any]]
+    #: ``app.name`` of applied migrations of known apps that this code does not have.
+    unknown: list[str]
+    #: app label -> the latest migration of this code.
+    leaves: dict[str, str]
+    #: The lints of the pending migrations, when asked for (summary, findings).
+    lints: dict[str, Any] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "state": self.state,
+            "pending": self.pending,
+            "backward": self.backward,
+            "unknown": self.unknown,
+            "leaves": self.leaves,
+            "lints": self.lints,
+        }
+
+
+def database_report(
+    target: dict[str, str | None] | None = None,
+    *,
+    lint: bool = False,
+    database: str = DEFAULT_DB_ALIAS,
+) -> DatabaseReport:
+    """What ``migrate`` would apply on ``database``, what is applied per app, what this
+    code does not know, and (with ``target``, app -> name or None for zero) the
+    migrations to unapply to get there; with ``lint``, the lints of what is pending.
+
+    Conflicting leaves are not refused here (unlike :func:`executor`): the engine
+    reports them through ``check`` and the version files.
+    """
+    require_database(database)
+    migration_executor = MigrationExecutor(connections[database])
+    graph = migration_executor.loader.graph
+    applied = migration_executor.loader.applied_migrations
+    apps = sorted({app for app, _name in graph.nodes})
+    state: dict[str, str | None] = {}
+    for app in apps:
+        chain = [key for leaf in graph.leaf_nodes(app) for key in graph.forwards_plan(leaf)]
+        mine = [key for key in chain if key[0] == app and key in applied]
+        state[app] = mine[-1][1] if mine else None
+    pending = [
+        f"{m.app_label}.{m.name}"
+        for m, backwards in migration_executor.migration_plan(graph.leaf_nodes())
+        if not backwards
+    ]
+    replaced = {
+        key for m in migration_executor.loader.disk_migrations.values() for key in m.replaces or ()
+    }
+    unknown = sorted(
+        f"{app}.{name}"
+        for app, name in applied
+        if app in apps and (app, name) not in graph.nodes and (app, name) not in replaced
+    )
+    leaves: dict[str, str] = {}
+    for app, name in graph.leaf_nodes():
+        leaves[app] = max(leaves.get(app) or "", name)
+    backward = []
+    if target is not None:
+        targets: list[Target] = [(app, target.get(app)) for app in apps]
+        for m, backwards in migration_executor.migration_plan(targets):
+            if backwards:
+                blocking = [type(op).__name__ for op in m.operations if not op.reversible]
+                backward.append({"name": f"{m.app_label}.{m.name}", "irreversible": blocking})
+    lints = _lints(database) if lint and pending else None
+    return DatabaseReport(state, pending, backward, unknown, leaves, lints)
+
+
+def _lints(database: str) -> dict[str, Any]:
+    from django_cd.migration_version.lints import lint_plan
+
+    try:
+        report = lint_plan(database)
+    except Exception as error:  # a lint bug must not block the plan: say so instead
+        return {"summary": f"the lints failed: {type(error).__name__}", "findings": []}
+    return {
+        "summary": report.summary,
+        "needs_restore": report.needs_restore,
+        "findings": [finding.to_dict() for finding in report.findings],
+    }

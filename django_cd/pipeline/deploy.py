@@ -37,6 +37,7 @@ from django_cd.pipeline import (
     project_steps,
     prune,
 )
+from django_cd.pipeline.agent import agents
 from django_cd.pipeline.errors import (
     PipelineError,
     StepFailed,
@@ -202,7 +203,7 @@ class Deploy:
             f"deploy of {outcome.commit[:12]}", self.break_lock, self.repo.identity()
         )
         try:
-            with terminate_as_interrupt():
+            with terminate_as_interrupt(), agents(self.host):
                 self._leftovers(outcome)
                 self._run_locked(outcome)
         finally:

@@ -24,8 +24,12 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from django_cd.pipeline.files import Privacy
+
+if TYPE_CHECKING:
+    from django_cd.pipeline.agent import AgentPool
 
 # Files that differ between identical trees and must not change a content hash.
 #: Directories a tree digest never walks into: caches, virtualenvs, build output.
@@ -81,6 +85,8 @@ class Host(ABC):
     python: str
     #: Modes and group of what the engine writes (``Target`` sets the environment's).
     privacy: Privacy = Privacy()
+    #: The release agents of the command at work, if it opened them (``pipeline.agent``).
+    agents: AgentPool | None = None
 
     @abstractmethod
     def run(
@@ -93,6 +99,13 @@ class Host(ABC):
         stdin: str | None = None,
     ) -> CommandResult:
         """Run ``argv``; never raises for a failing command, only reports it."""
+
+    @abstractmethod
+    def spawn(
+        self, argv: Sequence[str], *, cwd: str, env: Mapping[str, str]
+    ) -> subprocess.Popen[bytes]:
+        """Start ``argv`` with pipes to its stdin and its combined stdout and stderr;
+        like ``run``, it dies with the command that started it."""
 
     @abstractmethod
     def guard(self, path: str) -> contextlib.AbstractContextManager[None]:
@@ -218,6 +231,19 @@ class LocalHost(Host):
             return CommandResult(tuple(argv), 127, str(error), time.monotonic() - started)
         return CommandResult(
             tuple(argv), completed.returncode, completed.stdout, time.monotonic() - started
+        )
+
+    def spawn(
+        self, argv: Sequence[str], *, cwd: str, env: Mapping[str, str]
+    ) -> subprocess.Popen[bytes]:
+        return subprocess.Popen(
+            _dies_with_parent(argv),
+            cwd=cwd,
+            env=dict(env),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            umask=CHILD_UMASK,
         )
 
     @contextlib.contextmanager

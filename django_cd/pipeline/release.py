@@ -115,7 +115,12 @@ class Release:
     def manage(
         self, *args: str, timeout: float = DEFAULT_TIMEOUT, stdin: str | None = None
     ) -> CommandResult:
-        """Run ``manage.py`` of this release with the environment's settings."""
+        """Run ``manage.py`` of this release with the environment's settings: in the
+        release's agent when the command at work opened agents (``pipeline.agent``)."""
+        if self.host.agents is not None:
+            result = self.host.agents.manage(self, args, timeout, stdin)
+            if result is not None:
+                return result
         return self.host.run(
             [self.python, self.manage_py, *args],
             cwd=self.path,

@@ -26,6 +26,7 @@ from typing import Any
 
 from django_cd import conf
 from django_cd.pipeline import consistency, history, journal, migrations
+from django_cd.pipeline.agent import agents
 from django_cd.pipeline.deploy import _failure
 from django_cd.pipeline.errors import PipelineError, StepFailed
 from django_cd.pipeline.host import Host
@@ -78,7 +79,7 @@ class Repair:
         started = time.monotonic()
         lock = self.target.take_lock("repair", self._may_break_lock())
         try:
-            with terminate_as_interrupt():
+            with terminate_as_interrupt(), agents(self.host):
                 data = journal.read(self.host, self.layout)
                 dead = Interrupted(data) if data is not None else None
                 plan = self.plan(dead)

@@ -23,6 +23,7 @@ from django_cd import conf
 from django_cd.flags import releases as flag_releases
 from django_cd.monitoring import announce  # issue 12: notifications, Sentry, StatsD
 from django_cd.pipeline import history, journal, migrations, rollback_order
+from django_cd.pipeline.agent import agents
 from django_cd.pipeline.deploy import _failure
 from django_cd.pipeline.errors import PipelineError, StepFailed, describe_os_error
 from django_cd.pipeline.host import Host
@@ -115,7 +116,7 @@ class Rollback:
         self.choose()  # refuse before touching anything, not even the lock
         lock = self.target.take_lock("rollback", self.break_lock)
         try:
-            with terminate_as_interrupt():
+            with terminate_as_interrupt(), agents(self.host):
                 leftover = journal.leftover(self.target, history.deployer())
                 if leftover is not None:
                     raise PipelineError(
