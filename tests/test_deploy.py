@@ -476,3 +476,27 @@ def test_status_of_a_healthy_environment(staging: Deployed) -> None:
         "  interrupted: none",
     ]
     assert text[4] == f"  database:    matches {staging.release}"
+
+
+def test_a_tag_that_cannot_be_written_costs_only_the_tag(staging: Deployed) -> None:
+    """The tag is written after the release is marked deployed: a repository that
+    refuses it (here a stale lock file of git's) leaves a deploy that rollback knows."""
+    project = staging.project
+    tags = git(project.repo, "tag", "--list", "cd/staging/*").split()
+    lock = project.repo / ".git" / "refs" / "tags" / "cd" / "staging" / f"{len(tags) + 1}.lock"
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    lock.write_text("")
+    try:
+        set_title(project, "Notes board, untagged")
+        code, data, stderr = project.deploy()
+    finally:
+        lock.unlink()
+    assert code == 0, stderr
+    assert data["tag"] is None
+    [warning] = [w for w in data["warnings"] if "not tagged" in w]
+    assert f"{len(tags) + 1}.lock" in warning
+    manifest = project.root("staging") / "releases" / data["release"] / "release.json"
+    assert json.loads(manifest.read_text())["status"] == "deployed"
+    result = project.manage("rollback", "--env=staging", "--json")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["release"] == staging.release

@@ -512,16 +512,25 @@ class Deploy:
         assert outcome.commit is not None
 
         def finish() -> str:
-            outcome.tag = self.repo.tag(
-                self.env.name, outcome.commit or "", f"Deployed to {self.env.name} as {release.id}"
-            )
             try:
                 state.flags = flag_releases.record(release)
             except ValueError as error:  # FlagError: the deploy stands, without the snapshot
                 outcome.warnings.append(f"Flag states not recorded: {error}")
+            # First what a rollback needs (the release marked deployed); the tag is a
+            # label, and a tag that cannot be written must not cost the release that.
             self.layout.write_manifest(self.host, self._manifest(release, "deployed", state))
+            try:
+                outcome.tag = self.repo.tag(
+                    self.env.name,
+                    outcome.commit or "",
+                    f"Deployed to {self.env.name} as {release.id}",
+                )
+                tagged = f"tagged {outcome.tag}"
+            except PipelineError as error:
+                outcome.warnings.append(f"Deployed, but the commit was not tagged: {error}")
+                tagged = "not tagged"
             removed = prune.prune(self.target)
-            return f"tagged {outcome.tag}; pruned {len(removed)} old release(s)"
+            return f"{tagged}; pruned {len(removed)} old release(s)"
 
         try:
             runner.run("finish", finish)
