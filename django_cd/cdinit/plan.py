@@ -1,0 +1,608 @@
+"""What cdinit would change in a project, as file changes to review (a diff) or apply.
+
+Every change is computed from the project as it is now, so running cdinit
+again after ``--write`` finds nothing to do.
+"""
+
+from __future__ import annotations
+
+import ast
+import difflib
+import json
+import os
+import re
+import socket
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import django
+
+from django_cd.cdinit.facts import ProjectError, ProjectFacts
+from django_cd.cdinit.source import SettingsSource, environment_reads
+from django_cd.env import ENGINE_VARIABLES
+
+APP = "django_cd"
+MIDDLEWARE = "django_cd.middleware.ReleaseHeaderMiddleware"
+DISTRIBUTION = "django-cd-deploy"
+SERVERS = ("gunicorn", "uwsgi", "command")
+FIRST_PORT = 8001
+BLOCK_MARK = "# --- django-cd: added by manage.py cdinit (docs/cdinit.md) ---"
+#: Settings a stock project writes as constants, that a deployed release must set
+#: from its environment instead: name -> (variable, how the value is read).
+OVERRIDES = {
+    "SECRET_KEY": ("DJANGO_SECRET_KEY", 'os.environ["DJANGO_SECRET_KEY"]'),
+    "DEBUG": (
+        "DJANGO_DEBUG",
+        'os.environ["DJANGO_DEBUG"].lower() in ("1", "true", "yes", "on")',
+    ),
+    "ALLOWED_HOSTS": ("DJANGO_ALLOWED_HOSTS", 'os.environ["DJANGO_ALLOWED_HOSTS"].split(",")'),
+    "DATABASES": (
+        "DATABASE_URL",
+        '{**DATABASES, "default": environ.Env.db_url_config(os.environ["DATABASE_URL"])}',
+    ),
+    "MEDIA_ROOT": ("DJANGO_MEDIA_ROOT", 'os.environ["DJANGO_MEDIA_ROOT"]'),
+}
+
+
+@dataclass
+class FileChange:
+    """One file cdinit writes: ``old`` is None for a new file."""
+
+    path: Path
+    old: str | None
+    new: str
+    mode: int | None = None
+
+    def diff(self, base: Path) -> str:
+        inside = self.path.is_relative_to(base)
+        name = self.path.relative_to(base).as_posix() if inside else str(self.path)
+        lines = difflib.unified_diff(
+            (self.old or "").splitlines(keepends=True),
+            self.new.splitlines(keepends=True),
+            fromfile="/dev/null" if self.old is None else f"a/{name}",
+            tofile=f"b/{name}" if inside else name,
+        )
+        return "".join(line if line.endswith("\n") else line + "\n" for line in lines)
+
+    def apply(self) -> None:
+        if self.old is None and self.path.exists():
+            raise ProjectError(f"{self.path} appeared while cdinit ran; it was left alone.")
+        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        mode = self.mode if self.old is None else None
+        if mode is not None:
+            # Created private before anything is written into it.
+            descriptor = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+            with os.fdopen(descriptor, "w", encoding="utf-8") as file:
+                file.write(self.new)
+        else:
+            self.path.write_text(self.new, encoding="utf-8")
+
+
+@dataclass
+class ManualEdit:
+    """Lines cdinit could not add with certainty: the user adds them."""
+
+    path: Path
+    lines: str
+    reason: str
+
+
+@dataclass
+class Plan:
+    """Everything cdinit would do to the project."""
+
+    facts: ProjectFacts
+    changes: list[FileChange] = field(default_factory=list)
+    manual: list[ManualEdit] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    env_files: dict[str, Path] = field(default_factory=dict)
+
+    @property
+    def empty(self) -> bool:
+        return not self.changes and not self.manual
+
+    def diff(self) -> str:
+        return "".join(change.diff(self.facts.repo_root) for change in self.changes)
+
+    def apply(self) -> None:
+        for change in self.changes:
+            change.apply()
+
+
+def make_plan(
+    facts: ProjectFacts,
+    env_names: list[str],
+    server: str = "gunicorn",
+    root: Path | None = None,
+    first_port: int = FIRST_PORT,
+) -> Plan:
+    """The changes that set ``facts``' project up for django-cd."""
+    if server not in SERVERS:
+        raise ProjectError(
+            f"Unknown server {server!r}. Fix: --server gunicorn, uwsgi or command "
+            "(command: your own reload command, e.g. systemctl)."
+        )
+    base = (root or Path.home() / "deploys" / facts.name).expanduser().absolute()
+    if base.resolve().is_relative_to(facts.repo_root):
+        raise ProjectError(
+            f"The deploy root {base} is inside the repository ({facts.repo_root}): every "
+            "release would copy the others. Fix: --root with a directory outside it."
+        )
+    plan = Plan(facts)
+    texts = {path: path.read_text(encoding="utf-8") for path in facts.settings_files}
+    _installed_apps(plan, texts)
+    _middleware(plan, texts)
+    _secret_key(texts)
+    environments = _environments(plan, env_names, server, base, first_port)
+    _settings_block(plan, texts, environments, server)
+    for path, text in texts.items():
+        old = path.read_text(encoding="utf-8")
+        if text != old:
+            plan.changes.append(FileChange(path, old, text))
+    _requirements(plan, server)
+    _env_templates(plan, texts, environments)
+    return plan
+
+
+# -- INSTALLED_APPS and MIDDLEWARE ----------------------------------------------------
+
+
+def _defining(texts: dict[Path, str], name: str) -> tuple[Path, SettingsSource] | None:
+    for path, text in texts.items():
+        source = SettingsSource(path, text)
+        if source.defines(name):
+            return path, source
+    return None
+
+
+def _installed_apps(plan: Plan, texts: dict[Path, str]) -> None:
+    if APP in plan.facts.installed_apps:
+        return
+    found = _defining(texts, "INSTALLED_APPS")
+    literal = found[1].list_literal("INSTALLED_APPS") if found else None
+    if found is None or literal is None or list(literal.values) != plan.facts.installed_apps:
+        plan.manual.append(
+            ManualEdit(
+                plan.facts.settings_files[0],
+                f'INSTALLED_APPS = [*INSTALLED_APPS, "{APP}"]\n',
+                "INSTALLED_APPS is not one plain list of strings in the settings",
+            )
+        )
+        return
+    path, source = found
+    texts[path] = _append_element(source, literal.node, APP)
+
+
+def _middleware(plan: Plan, texts: dict[Path, str]) -> None:
+    current = plan.facts.middleware
+    if current[:1] == [MIDDLEWARE]:
+        return
+    found = _defining(texts, "MIDDLEWARE")
+    literal = found[1].list_literal("MIDDLEWARE") if found else None
+    text = None
+    if found is not None and literal is not None and list(literal.values) == current:
+        text = _first_element(found[1], literal.node, MIDDLEWARE)
+    if text is None:
+        plan.manual.append(
+            ManualEdit(
+                plan.facts.settings_files[0],
+                f'MIDDLEWARE = ["{MIDDLEWARE}", '
+                f'*(m for m in MIDDLEWARE if m != "{MIDDLEWARE}")]\n',
+                "MIDDLEWARE is not one plain list of strings in the settings",
+            )
+        )
+        return
+    assert found is not None
+    texts[found[0]] = text
+
+
+def _quote(source: SettingsSource, node: ast.List | ast.Tuple) -> str:
+    """The quote character the list's strings are written with (startproject: ')."""
+    for element in node.elts:
+        segment = ast.get_source_segment(source.text, element) or ""
+        if segment[:1] in ("'", '"'):
+            return segment[0]
+    return '"'
+
+
+def _offset(lines: list[str], line: int, column: int) -> int:
+    """The character offset of ``ast``'s (1-based line, UTF-8 byte column)."""
+    before = "".join(lines[: line - 1])
+    return len(before) + len(lines[line - 1].encode()[:column].decode())
+
+
+def _append_element(source: SettingsSource, node: ast.List | ast.Tuple, value: str) -> str:
+    lines, text, q = source.lines, source.text, _quote(source, node)
+    assert node.end_lineno is not None and node.end_col_offset is not None
+    close = _offset(lines, node.end_lineno, node.end_col_offset) - 1
+    item = f"{q}{value}{q}"
+    if node.elts and node.elts[-1].lineno != node.end_lineno:
+        # One element per line: a new line like the last element's, before the bracket.
+        last = node.elts[-1]
+        indent = re.match(r"\s*", lines[last.lineno - 1])
+        assert last.end_lineno is not None and last.end_col_offset is not None
+        end = _offset(lines, last.end_lineno, last.end_col_offset)
+        comma = "" if text[end:close].lstrip().startswith(",") else ","
+        line_end = text.index("\n", end) + 1
+        head = text[:end] + comma + text[end:line_end]
+        return head + f"{indent.group() if indent else '    '}{item},\n" + text[line_end:]
+    inner = text[_offset(lines, node.lineno, node.col_offset) + 1 : close].rstrip()
+    separator = "" if not inner or inner.endswith(",") else ","
+    joined = f"{separator} {item}" if inner else item
+    start = _offset(lines, node.lineno, node.col_offset) + 1
+    return text[:start] + inner + joined + text[close:]
+
+
+def _first_element(source: SettingsSource, node: ast.List | ast.Tuple, value: str) -> str | None:
+    """The text with ``value`` first in the list; None when moving it is not certain."""
+    lines, text, q = source.lines, source.text, _quote(source, node)
+    elements = [e for e in node.elts if isinstance(e, ast.Constant) and e.value == value]
+    if elements:
+        # Already listed, not first: remove its line when it stands alone on it.
+        element = elements[0]
+        line = lines[element.lineno - 1]
+        segment = ast.get_source_segment(text, element)
+        if element.lineno == node.lineno or line.strip().rstrip(",") != segment:
+            return None
+        start = _offset(lines, element.lineno, 0)
+        text = text[:start] + text[start + len(line) :]
+        source = SettingsSource(source.path, text)
+        found = source.list_literal(_name_of(source, node))
+        if found is None:
+            return None
+        node, lines = found.node, source.lines
+    open_at = _offset(lines, node.lineno, node.col_offset) + 1
+    item = f"{q}{value}{q}"
+    if node.elts and node.elts[0].lineno != node.lineno:
+        indent = re.match(r"\s*", lines[node.elts[0].lineno - 1])
+        line_end = text.index("\n", open_at) + 1
+        prefix = indent.group() if indent else "    "
+        return text[:line_end] + f"{prefix}{item},\n" + text[line_end:]
+    separator = ", " if node.elts else ""
+    return text[:open_at] + item + separator + text[open_at:]
+
+
+def _name_of(source: SettingsSource, node: ast.List | ast.Tuple) -> str:
+    for name in ("MIDDLEWARE", "INSTALLED_APPS"):
+        if source.defines(name):
+            literal = source.list_literal(name)
+            if literal is not None and literal.node.lineno == node.lineno:
+                return name
+    return "MIDDLEWARE"
+
+
+# -- the settings block: values from the environment, STATIC_ROOT, DJANGO_CD ----------
+
+
+def _secret_key(texts: dict[Path, str]) -> None:
+    """``SECRET_KEY = '...'`` becomes ``os.environ.get("DJANGO_SECRET_KEY", '...')``, in
+    place: the deployed key comes from shared/.env, the committed one stays for
+    development only (the predeploy ``secrets`` gate refuses a literal key)."""
+    if _reads_environment(texts, "SECRET_KEY"):
+        return
+    found = _defining(texts, "SECRET_KEY")
+    if found is None:
+        return
+    path, source = found
+    assignments = source.assignments("SECRET_KEY")
+    node = assignments[0]
+    if (
+        len(assignments) != 1
+        or not isinstance(node, ast.Assign)
+        or node.col_offset != 0
+        or node.lineno != node.end_lineno
+        or not isinstance(node.value, ast.Constant)
+        or not isinstance(node.value.value, str)
+    ):
+        return  # the block at the end overrides it instead
+    lines = source.lines
+    literal = ast.get_source_segment(source.text, node.value)
+    start = _offset(lines, node.lineno, node.value.col_offset)
+    text = source.text
+    assert literal is not None
+    text = (
+        text[:start]
+        + f'os.environ.get("DJANGO_SECRET_KEY", {literal})'
+        + text[start + len(literal) :]
+    )
+    if not source.imports_module("os"):
+        imports = [n for n in source.tree.body if isinstance(n, ast.Import | ast.ImportFrom)]
+        line = imports[0].lineno if imports and imports[0].lineno < node.lineno else node.lineno
+        at = _offset(lines, line, 0)
+        text = text[:at] + "import os\n" + ("" if imports else "\n") + text[at:]
+    texts[path] = text
+
+
+def _reads_environment(texts: dict[Path, str], name: str) -> bool:
+    return any(SettingsSource(path, text).reads_environment(name) for path, text in texts.items())
+
+
+def _defined(texts: dict[Path, str], name: str) -> bool:
+    return any(SettingsSource(path, text).defines(name) for path, text in texts.items())
+
+
+def _settings_block(
+    plan: Plan, texts: dict[Path, str], environments: dict[str, Any], server: str
+) -> None:
+    facts = plan.facts
+    lines: list[str] = []
+    for name, (variable, read) in OVERRIDES.items():
+        if name == "MEDIA_ROOT" and not facts.inside_repo(facts.media_root):
+            continue
+        if not _defined(texts, name) or _reads_environment(texts, name):
+            continue
+        lines += [f"if os.environ.get({variable!r}):".replace("'", '"'), f"    {name} = {read}"]
+    if facts.static_root is None and not _defined(texts, "STATIC_ROOT"):
+        if _defined(texts, "BASE_DIR"):
+            lines.append(
+                'STATIC_ROOT = BASE_DIR / "staticfiles"  # collectstatic, in each release'
+            )
+        else:
+            lines.append(
+                "STATIC_ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "
+                '"staticfiles")'
+            )
+    if environments:
+        lines += ["", *_render_django_cd(environments, server, facts)]
+    if not lines:
+        return
+    head = [
+        "",
+        "",
+        BLOCK_MARK,
+        "# A deployed release runs with the variables of <root>/shared/.env; without them",
+        "# (local development) the values above stay.",
+    ]
+    imports = []
+    module = facts.settings_files[0]
+    source = SettingsSource(module, texts[module])
+    uses_os = any(line.startswith("if os.environ") or "os.path" in line for line in lines)
+    if uses_os and not source.imports_module("os"):
+        imports.append("import os")
+    if any("environ.Env" in line for line in lines) and not source.imports_module("environ"):
+        imports += ["", "import environ"] if imports else ["import environ"]
+    block = [*head, *imports, *([""] if imports else []), *lines]
+    while block and not block[-1]:
+        block.pop()
+    text = texts[module]
+    texts[module] = text.rstrip("\n") + "\n" + "\n".join(block) + "\n"
+
+
+def _environments(
+    plan: Plan, env_names: list[str], server: str, base: Path, first_port: int
+) -> dict[str, Any]:
+    """The DJANGO_CD environments to add (none when the settings define DJANGO_CD)."""
+    facts = plan.facts
+    existing = facts.environments
+    if existing or _defined({p: p.read_text() for p in facts.settings_files}, "DJANGO_CD"):
+        missing = [name for name in env_names if name not in existing]
+        if missing:
+            entries = _render_environments(
+                _new_environments(facts, missing, server, base, first_port), server, facts
+            )
+            plan.manual.append(
+                ManualEdit(
+                    facts.settings_files[0],
+                    "\n".join(entries) + "\n",
+                    f"DJANGO_CD is already set: add these environments to its ENVIRONMENTS "
+                    f"({', '.join(missing)})",
+                )
+            )
+        return {}
+    return _new_environments(facts, env_names, server, base, first_port)
+
+
+def _new_environments(
+    facts: ProjectFacts, env_names: list[str], server: str, base: Path, first_port: int
+) -> dict[str, Any]:
+    environments: dict[str, Any] = {}
+    port = first_port - 1
+    for name in env_names:
+        port = _free_port(port + 1)
+        bind = f"127.0.0.1:{port}"
+        environment: dict[str, Any] = {
+            "settings": facts.settings_module,
+            "root": str(base / name),
+            "manage": facts.manage,
+            "requirements": facts.requirements[0]
+            if facts.requirements
+            else _new_requirements(facts),
+            "urls": [f"http://{bind}{facts.url_path}"],
+        }
+        if server == "command":
+            environment["server"] = {
+                "type": "command",
+                "reload": f"sudo systemctl reload {facts.name}-{name}",
+            }
+        else:
+            environment["server"] = {
+                "type": server,
+                "bind": bind,
+                "wsgi": facts.wsgi_module or f"{facts.settings_module.rpartition('.')[0]}.wsgi",
+            }
+        if "dbbackup" not in facts.installed_apps:
+            environment["backup"] = "never"
+        environments[name] = environment
+    return environments
+
+
+def _free_port(start: int) -> int:
+    for port in range(start, 65536):
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise ProjectError(f"No free port on 127.0.0.1 from {start}: pass --port.")
+
+
+def _render_django_cd(environments: dict[str, Any], server: str, facts: ProjectFacts) -> list[str]:
+    return [
+        "DJANGO_CD = {",
+        '    "ENVIRONMENTS": {',
+        *(f"    {line}" for line in _render_environments(environments, server, facts)),
+        "    },",
+        "}",
+    ]
+
+
+def _render_environments(
+    environments: dict[str, Any], server: str, facts: ProjectFacts
+) -> list[str]:
+    lines: list[str] = []
+    for name, environment in environments.items():
+        lines.append(f"    {json.dumps(name)}: {{")
+        for key, value in environment.items():
+            comment = ""
+            if key == "backup":
+                lines += [
+                    "        # Backups before migrations: add django-cd-deploy[backup] to the",
+                    '        # requirements and "dbbackup" to INSTALLED_APPS, then remove this.',
+                ]
+            elif key == "server" and server == "command":
+                comment = "  # your service's reload command"
+            rendered = json.dumps(value) if key != "server" else _inline(value)
+            lines.append(f"        {json.dumps(key)}: {rendered},{comment}")
+        lines.append("    },")
+    return lines
+
+
+def _inline(value: dict[str, Any]) -> str:
+    return "{" + ", ".join(f"{json.dumps(k)}: {json.dumps(v)}" for k, v in value.items()) + "}"
+
+
+# -- requirements -------------------------------------------------------------------
+
+
+def _new_requirements(facts: ProjectFacts) -> str:
+    directory = facts.manage_py.parent.relative_to(facts.repo_root).as_posix()
+    return "requirements.txt" if directory == "." else f"{directory}/requirements.txt"
+
+
+def _requirement_line(facts: ProjectFacts, server: str) -> str:
+    extras = [*([server] if server != "command" else [])]
+    if "dbbackup" in facts.installed_apps:
+        extras.append("backup")
+    return DISTRIBUTION + (f"[{','.join(extras)}]" if extras else "")
+
+
+def _requirements(plan: Plan, server: str) -> None:
+    facts = plan.facts
+    line = _requirement_line(facts, server)
+    if facts.requirements:
+        path = facts.repo_root / facts.requirements[0]
+        text = path.read_text(encoding="utf-8")
+        if _requires(path, DISTRIBUTION, set()):
+            return
+        new = text + ("" if not text or text.endswith("\n") else "\n") + line + "\n"
+        plan.changes.append(FileChange(path, text, new))
+        return
+    path = facts.repo_root / _new_requirements(facts)
+    lines = [
+        "# What a deployed release installs (pip install -r, in the release). Written by",
+        "# manage.py cdinit: add your project's own requirements.",
+        f"Django~={django.__version__}",
+        line,
+    ]
+    engine = str(facts.database.get("ENGINE", ""))
+    if "postgresql" in engine:
+        lines.append("psycopg[binary]")
+    elif "mysql" in engine:
+        lines.append("mysqlclient")
+    plan.changes.append(FileChange(path, None, "\n".join(lines) + "\n"))
+
+
+def _normal(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def _requires(path: Path, distribution: str, seen: set[Path]) -> bool:
+    """True when the requirements file (or one it includes) installs ``distribution``,
+    by name or from a path or URL that names it (a wheel, a checkout)."""
+    if path in seen or not path.is_file():
+        return False
+    seen.add(path)
+    for raw in path.read_text(encoding="utf-8").splitlines():
+        line = raw.split(" #", 1)[0].strip()
+        if not line or line.startswith("#"):
+            continue
+        words = line.split()
+        if words[0] in ("-r", "--requirement") and len(words) > 1:
+            if _requires(path.parent / words[1], distribution, seen):
+                return True
+            continue
+        if distribution in _normal(line):
+            return True
+    return False
+
+
+# -- shared/.env templates ------------------------------------------------------------
+
+
+def _env_templates(plan: Plan, texts: dict[Path, str], environments: dict[str, Any]) -> None:
+    facts = plan.facts
+    roots = {name: str(env.get("root", "")) for name, env in facts.environments.items()}
+    roots.update({name: env["root"] for name, env in environments.items()})
+    variables: list[str] = []
+    for path, text in texts.items():
+        for name in SettingsSource(path, text).environment_variables():
+            if name not in variables and name not in ENGINE_VARIABLES:
+                variables.append(name)
+    database_variables = _database_variables(texts)
+    for env_name, root in roots.items():
+        if not root or not os.path.isabs(root):
+            continue
+        path = Path(root) / "shared" / ".env"
+        plan.env_files[env_name] = path
+        if path.exists():
+            plan.notes.append(f"{path} exists: left as it is.")
+            continue
+        body = [
+            f"# The {env_name} environment of {facts.name}: every process of a release",
+            "# (manage.py commands, the app server) runs with these variables.",
+            "# Give each a value. Never commit this file.",
+        ]
+        for variable in variables:
+            body.append("")
+            hint = _hint(variable, root, facts, variable in database_variables)
+            if hint:
+                body.append(f"# {hint}")
+            body.append(f"{variable}=")
+        plan.changes.append(FileChange(path, None, "\n".join(body) + "\n", mode=0o600))
+
+
+def _database_variables(texts: dict[Path, str]) -> set[str]:
+    found: set[str] = set()
+    for path, text in texts.items():
+        source = SettingsSource(path, text)
+        for node in source.assignments("DATABASES"):
+            value = getattr(node, "value", None)
+            if value is not None:
+                found.update(environment_reads(value))
+    return found
+
+
+def _hint(variable: str, root: str, facts: ProjectFacts, database: bool) -> str:
+    shared = f"{root}/shared"
+    upper = variable.upper()
+    if upper.endswith("DATABASE_URL") or (database and "URL" in upper):
+        return (
+            f"{variable}: outside the release, e.g. sqlite:///{shared}/db.sqlite3 "
+            "(or postgres://user:password@host:5432/name)"
+        )
+    if database and "sqlite" in str(facts.database.get("ENGINE", "")):
+        return f"{variable}: outside the release, e.g. {shared}/db.sqlite3"
+    if "SECRET" in upper:
+        return (
+            f"{variable}: a long random string, e.g. the output of "
+            "python -c 'import secrets; print(secrets.token_urlsafe(50))'"
+        )
+    if "DEBUG" in upper:
+        return f"{variable}: false on a deployed site"
+    if "ALLOWED_HOSTS" in upper:
+        return f"{variable}: the site's host names, comma-separated, e.g. 127.0.0.1,localhost"
+    if "MEDIA" in upper:
+        return f"{variable}: outside the release, e.g. {shared}/media"
+    return ""
