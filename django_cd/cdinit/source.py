@@ -155,12 +155,13 @@ def environment_reads(tree: ast.AST) -> list[str]:
     ``os.environ.get("X")``, ``os.getenv("X")``, django-environ's ``env("X")`` and
     ``env.str("X")`` (and ``env.db()``: DATABASE_URL), dj-database-url's
     ``config()``, and the keys of ``django_cd.env.read({...})``."""
-    names: list[str] = []
-    for node in ast.walk(tree):
-        for name in _reads(node):
-            if name not in names:
-                names.append(name)
-    return names
+    found = [
+        (getattr(node, "lineno", 0), getattr(node, "col_offset", 0), name)
+        for node in ast.walk(tree)
+        for name in _reads(node)
+    ]
+    # In the order of the source (ast.walk goes breadth first).
+    return list(dict.fromkeys(name for *_, name in sorted(found)))
 
 
 def _reads(node: ast.AST) -> list[str]:
