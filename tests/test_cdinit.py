@@ -1,0 +1,262 @@
+"""cdinit: what it reads in settings files, the edits it makes or refuses to make, and
+the command on real projects (``django-admin startproject``, real git) in temp dirs."""
+
+from __future__ import annotations
+
+import subprocess
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from django_cd.cdinit import ProjectError, ProjectFacts, make_plan
+from django_cd.cdinit.source import SettingsSource, environment_reads
+from tests.quickstart_support import BIN, QuickStart
+
+MIDDLEWARE = "django_cd.middleware.ReleaseHeaderMiddleware"
+
+
+def test_environment_reads_every_spelling() -> None:
+    source = textwrap.dedent(
+        """\
+        import os
+        import environ
+        import dj_database_url
+        from django_cd import env as cd_env
+        env = environ.Env()
+        A = os.environ["A"]
+        B = os.environ.get("B", "x")
+        C = os.getenv("C")
+        D = env("D")
+        E = env.bool("E", default=False)
+        DATABASES = {"default": env.db()}
+        F = cd_env.read({"F": cd_env.string(), "G": cd_env.secret()})
+        OTHER = dj_database_url.config(env="H")
+        os.environ.setdefault("NOT_READ", "1")
+        """
+    )
+    assert environment_reads(SettingsSource(Path("s.py"), source).tree) == [
+        "A",
+        "B",
+        "C",
+        "D",
+        "E",
+        "DATABASE_URL",
+        "F",
+        "G",
+        "H",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("source", "values"),
+    [
+        ('INSTALLED_APPS = ["a", "b"]\n', ("a", "b")),
+        ("INSTALLED_APPS = ('a',)\n", ("a",)),
+        ('INSTALLED_APPS = BASE + ["a"]\n', None),
+        ('INSTALLED_APPS = ["a"]\nINSTALLED_APPS += ["b"]\n', None),
+        ('INSTALLED_APPS = ["a"]\nINSTALLED_APPS.append("b")\n', None),
+        ('INSTALLED_APPS = ["a", NAME]\n', None),
+        ('INSTALLED_APPS = ["a"]\nif X:\n    INSTALLED_APPS = ["b"]\n', None),
+    ],
+)
+def test_list_literal_only_when_certain(source: str, values: tuple[str, ...] | None) -> None:
+    literal = SettingsSource(Path("s.py"), source).list_literal("INSTALLED_APPS")
+    assert (literal.values if literal else None) == values
+
+
+def git_repo(path: Path) -> None:
+    subprocess.run(["git", "init", "-q", str(path)], check=True)
+
+
+def facts_for(tmp_path: Path, settings: str, **values: object) -> ProjectFacts:
+    """Facts as inspect_project() finds them, for a settings file written here."""
+    repo = tmp_path / "repo"
+    (repo / "site").mkdir(parents=True)
+    git_repo(repo)
+    (repo / "manage.py").write_text("")
+    path = repo / "site" / "settings.py"
+    path.write_text(settings)
+    defaults: dict[str, object] = {
+        "manage_py": repo / "manage.py",
+        "repo_root": repo,
+        "settings_module": "site.settings",
+        "settings_files": [path],
+        "wsgi_module": "site.wsgi",
+        "asgi_module": None,
+        "requirements": [],
+        "database": {"ENGINE": "django.db.backends.postgresql", "NAME": "site"},
+        "static_root": "/static",
+        "media_root": None,
+        "installed_apps": [],
+        "middleware": [],
+        "url_path": "/",
+    }
+    return ProjectFacts(**{**defaults, **values})  # type: ignore[arg-type]
+
+
+def settings_after(plan_changes: list, path: Path) -> str:  # type: ignore[type-arg]
+    [change] = [c for c in plan_changes if c.path == path]
+    return str(change.new)
+
+
+def test_one_line_lists_and_middleware_already_listed(tmp_path: Path) -> None:
+    settings = textwrap.dedent(
+        f"""\
+        import os
+        INSTALLED_APPS = ["a", "b",]
+        MIDDLEWARE = [
+            "m.One",
+            "{MIDDLEWARE}",
+        ]
+        SECRET_KEY = os.environ["KEY"]
+        DEBUG = os.environ.get("DEBUG") == "1"
+        ALLOWED_HOSTS = os.environ["HOSTS"].split(",")
+        DATABASES = {{"default": {{"NAME": os.environ["DB"]}}}}
+        """
+    )
+    facts = facts_for(
+        tmp_path, settings, installed_apps=["a", "b"], middleware=["m.One", MIDDLEWARE]
+    )
+    plan = make_plan(facts, ["staging"], root=tmp_path / "deploy")
+    new = settings_after(plan.changes, facts.settings_files[0])
+    assert 'INSTALLED_APPS = ["a", "b", "django_cd"]\n' in new
+    assert f'MIDDLEWARE = [\n    "{MIDDLEWARE}",\n    "m.One",\n]\n' in new
+    # Settings that read the environment already are left alone; DJANGO_CD is added.
+    assert "if os.environ.get(" not in new
+    assert new.count('"root": ') == 1
+    assert plan.manual == []
+
+
+def test_requirements_gain_the_line_once(tmp_path: Path) -> None:
+    facts = facts_for(tmp_path, "INSTALLED_APPS = []\n", requirements=["requirements.txt"])
+    facts.installed_apps.append("dbbackup")
+    requirements = facts.repo_root / "requirements.txt"
+    requirements.write_text("Django>=5.2\n-r base.txt")
+    plan = make_plan(facts, ["staging"], server="uwsgi", root=tmp_path / "deploy")
+    change = next(c for c in plan.changes if c.path == requirements)
+    assert change.new == "Django>=5.2\n-r base.txt\ndjango-cd-deploy[uwsgi,backup]\n"
+    (facts.repo_root / "base.txt").write_text("django_cd_deploy[uwsgi]==0.1\n")
+    plan = make_plan(facts, ["staging"], server="uwsgi", root=tmp_path / "deploy")
+    assert requirements not in [c.path for c in plan.changes]
+
+
+def test_existing_django_cd_gets_no_block_and_missing_environment_is_printed(
+    tmp_path: Path,
+) -> None:
+    facts = facts_for(
+        tmp_path,
+        "DJANGO_CD = {'ENVIRONMENTS': {'staging': {}}}\n",
+        environments={"staging": {"root": str(tmp_path / "deploy" / "staging")}},
+        installed_apps=["django_cd"],
+        middleware=[MIDDLEWARE],
+    )
+    plan = make_plan(facts, ["staging", "live"], root=tmp_path / "deploy")
+    assert [c.path.name for c in plan.changes] == ["requirements.txt", ".env"]
+    [manual] = plan.manual
+    assert "DJANGO_CD is already set" in manual.reason
+    assert manual.lines.startswith('    "live": {\n        "settings": "site.settings",\n')
+
+
+def test_a_deploy_root_inside_the_repository_is_refused(tmp_path: Path) -> None:
+    facts = facts_for(tmp_path, "")
+    with pytest.raises(ProjectError, match="is inside the repository"):
+        make_plan(facts, ["staging"], root=facts.repo_root / "deploy")
+
+
+def test_an_unknown_server_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ProjectError, match="Unknown server 'nginx'"):
+        make_plan(facts_for(tmp_path, ""), ["staging"], server="nginx")
+
+
+# -- the command, on real projects ------------------------------------------------------
+
+
+@pytest.fixture
+def quick(tmp_path: Path) -> QuickStart:
+    return QuickStart(tmp_path, wheel=Path("unused.whl"))
+
+
+def test_written_settings_keep_local_values_and_take_the_release_environment(
+    quick: QuickStart,
+) -> None:
+    quick.startproject()
+    quick.run("python -m django_cd cdinit --write")
+    probe = (
+        "python manage.py shell -v 0 -c 'from django.conf import settings as s; "
+        'print(s.DEBUG, s.ALLOWED_HOSTS, s.DATABASES["default"]["NAME"], '
+        "len(s.SECRET_KEY), s.STATIC_ROOT.name, s.MIDDLEWARE[0], s.INSTALLED_APPS[-1])'"
+    )
+    local = quick.sh(probe).stdout.split()
+    assert local == [
+        "True",
+        "[]",
+        str(quick.project / "db.sqlite3"),
+        "66",
+        "staticfiles",
+        MIDDLEWARE,
+        "django_cd",
+    ]
+    deployed = {
+        "DJANGO_SECRET_KEY": "k" * 50,
+        "DJANGO_DEBUG": "false",
+        "DJANGO_ALLOWED_HOSTS": "a.example,b.example",
+        "DATABASE_URL": "sqlite:////srv/site/shared/db.sqlite3",
+    }
+    assert quick.sh(probe, extra=deployed).stdout.split()[:4] == [
+        "False",
+        "['a.example',",
+        "'b.example']",
+        "/srv/site/shared/db.sqlite3",
+    ]
+    env_file = quick.env_file().read_text()
+    assert "DATABASE_URL=\n" in env_file
+    assert f"sqlite:///{quick.env_file().parent}/db.sqlite3" in env_file
+
+
+def test_an_existing_env_file_is_never_overwritten(quick: QuickStart) -> None:
+    quick.startproject()
+    quick.env_file().parent.mkdir(parents=True)
+    quick.env_file().write_text("DATABASE_URL=sqlite:////keep/me\n")
+    result = quick.run("python -m django_cd cdinit --write")
+    assert quick.env_file().read_text() == "DATABASE_URL=sqlite:////keep/me\n"
+    assert f"{quick.env_file()} exists: left as it is." in result.stdout
+
+
+def test_lists_it_cannot_edit_are_printed_and_write_fails(quick: QuickStart) -> None:
+    quick.startproject()
+    settings = quick.project / "mysite" / "settings.py"
+    text = settings.read_text().replace("INSTALLED_APPS = [", "INSTALLED_APPS = BASE_APPS = [")
+    settings.write_text(text)
+    shown = quick.run("python -m django_cd cdinit")
+    assert 'INSTALLED_APPS = [*INSTALLED_APPS, "django_cd"]' in shown.stdout
+    result = quick.sh("python -m django_cd cdinit --write", check=False)
+    assert result.returncode == 1
+    assert "1 change(s) could not be made with certainty" in result.stderr
+    assert "INSTALLED_APPS = BASE_APPS = [" in settings.read_text()
+    assert f"'{MIDDLEWARE}'," in settings.read_text()  # what was certain is written
+
+
+def test_not_a_git_repository(quick: QuickStart) -> None:
+    subprocess.run(
+        [str(BIN / "django-admin"), "startproject", "mysite"], cwd=quick.base, check=True
+    )
+    result = quick.sh("python -m django_cd cdinit", check=False)
+    assert result.returncode == 1
+    assert f"{quick.project} is not in a git repository" in result.stderr
+    assert "git init && git add -A" in result.stderr
+    assert not (quick.project / "requirements.txt").exists()
+
+
+def test_no_manage_py(quick: QuickStart) -> None:
+    quick.project.mkdir()
+    result = quick.sh("python -m django_cd cdinit --write", check=False)
+    assert result.returncode == 1
+    assert f"No manage.py in {quick.project}" in result.stderr
+
+
+def test_unknown_server_option(quick: QuickStart) -> None:
+    quick.startproject()
+    result = quick.sh("python -m django_cd cdinit --server nginx", check=False)
+    assert result.returncode != 0
+    assert "invalid choice: 'nginx' (choose from 'gunicorn', 'uwsgi', 'command')" in result.stderr
