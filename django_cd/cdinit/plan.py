@@ -20,6 +20,7 @@ import django
 
 from django_cd.cdinit.facts import ProjectError, ProjectFacts
 from django_cd.cdinit.source import SettingsSource, environment_reads
+from django_cd.conf import ENV_NAME_RE
 from django_cd.env import ENGINE_VARIABLES
 
 APP = "django_cd"
@@ -123,6 +124,12 @@ def make_plan(
             f"Unknown server {server!r}. Fix: --server gunicorn, uwsgi or command "
             "(command: your own reload command, e.g. systemctl)."
         )
+    for name in env_names:
+        if not ENV_NAME_RE.match(name):
+            raise ProjectError(
+                f"{name!r} is not an environment name: lowercase letters, digits, - and _, "
+                "starting with a letter (e.g. --env staging)."
+            )
     base = (root or Path.home() / "deploys" / facts.name).expanduser().absolute()
     if base.resolve().is_relative_to(facts.repo_root):
         raise ProjectError(
