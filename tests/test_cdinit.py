@@ -3,14 +3,21 @@ the command on real projects (``django-admin startproject``, real git) in temp d
 
 from __future__ import annotations
 
+import shutil
 import subprocess
+import sys
 import textwrap
+from collections.abc import Iterator
+from io import StringIO
 from pathlib import Path
 
 import pytest
+from django.core.management import CommandError, call_command
+from django.test import override_settings
 
 from django_cd.cdinit import ProjectError, ProjectFacts, make_plan
 from django_cd.cdinit.source import SettingsSource, environment_reads
+from django_cd.management.commands.cdinit import Command
 from tests.quickstart_support import BIN, QuickStart
 
 MIDDLEWARE = "django_cd.middleware.ReleaseHeaderMiddleware"
@@ -260,3 +267,65 @@ def test_unknown_server_option(quick: QuickStart) -> None:
     result = quick.sh("python -m django_cd cdinit --server nginx", check=False)
     assert result.returncode != 0
     assert "invalid choice: 'nginx' (choose from 'gunicorn', 'uwsgi', 'command')" in result.stderr
+
+
+# -- the command in this process, on the settings a stock project loads ---------------
+
+LOADED = ("INSTALLED_APPS", "MIDDLEWARE", "STATIC_ROOT", "MEDIA_ROOT", "WSGI_APPLICATION")
+
+
+def run_in_process(project: Path, *args: str) -> str:
+    """``manage.py cdinit`` as if ``project``'s settings were the ones loaded."""
+    path = project / "mysite" / "settings.py"
+    namespace: dict[str, object] = {"__file__": str(path)}
+    exec(compile(path.read_text(), str(path), "exec"), namespace)
+    values = {name: namespace.get(name) for name in LOADED}
+    values["DJANGO_CD"] = namespace.get("DJANGO_CD", {})
+    stdout = StringIO()
+    with override_settings(**values):
+        call_command(Command(), *args, stdout=stdout, stderr=StringIO())
+    return stdout.getvalue()
+
+
+@pytest.fixture
+def stock(quick: QuickStart, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    quick.startproject()
+    monkeypatch.chdir(quick.project)
+    monkeypatch.syspath_prepend(str(quick.project))
+    monkeypatch.setenv("DJANGO_SETTINGS_MODULE", "mysite.settings")
+    yield quick.project
+    for name in [m for m in sys.modules if m == "mysite" or m.startswith("mysite.")]:
+        del sys.modules[name]
+
+
+def test_in_process_show_write_then_nothing_to_do(stock: Path, tmp_path: Path) -> None:
+    settings = stock / "mysite" / "settings.py"
+    original = settings.read_bytes()
+    root = ["--root", str(tmp_path / "deploys"), "--env", "staging", "--env", "live"]
+    shown = run_in_process(stock, *root)
+    assert settings.read_bytes() == original
+    assert "Nothing was written: run again with --write to apply this." in shown
+    assert f"Project mysite: repository {stock}, manage.py at manage.py" in shown
+    assert f'"root": "{tmp_path}/deploys/live",' in shown
+
+    written = run_in_process(stock, *root, "--write")
+    assert f"give each variable in {tmp_path}/deploys/live/shared/.env a value" in written
+    files = {p: p.read_bytes() for p in [settings, stock / "requirements.txt"]}
+    assert files[stock / "requirements.txt"].endswith(b"\ndjango-cd-deploy[gunicorn]\n")
+    again = run_in_process(stock, *root, "--write")
+    assert "Nothing to do: mysite is set up for django-cd." in again
+    assert {p: p.read_bytes() for p in files} == files
+
+
+def test_in_process_errors_name_the_fix(stock: Path) -> None:
+    (stock / "manage.py").rename(stock / "manage_.py")
+    with pytest.raises(CommandError, match=f"No manage.py in {stock}: .* Fix: run it from"):
+        run_in_process(stock)
+    (stock / "manage_.py").rename(stock / "manage.py")
+    with pytest.raises(CommandError, match="'Live' is not an environment name"):
+        run_in_process(stock, "--env", "Live")
+    with pytest.raises(CommandError, match=r"inside the repository .* Fix: --root"):
+        run_in_process(stock, "--root", str(stock / "deploys"))
+    shutil.rmtree(stock / ".git")
+    with pytest.raises(CommandError, match=r"is not in a git repository: .* Fix: git init"):
+        run_in_process(stock)
