@@ -145,7 +145,7 @@ class QuickStart:
         env = {
             k: v
             for k, v in os.environ.items()
-            if not k.startswith(("DJANGO_", "COVERAGE_", "PYTEST_", "VIRTUAL_ENV"))
+            if not k.startswith(("DJANGO_", "PYTEST_", "VIRTUAL_ENV"))
         }
         env.update(HOME=str(self.home), PATH=f"{BIN}{os.pathsep}{env.get('PATH', '')}")
         return {**env, **self.shell}
