@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from io import StringIO
 from pathlib import Path
 
+import django
 import pytest
 from django.core.management import CommandError, call_command
 from django.test import override_settings
@@ -146,6 +147,24 @@ def test_requirements_gain_the_line_once(tmp_path: Path) -> None:
     (facts.repo_root / "base.txt").write_text("django_cd_deploy[uwsgi]==0.1\n")
     plan = make_plan(facts, ["staging"], server="uwsgi", root=tmp_path / "deploy")
     assert requirements not in [c.path for c in plan.changes]
+
+
+def test_command_server_environment(tmp_path: Path) -> None:
+    facts = facts_for(tmp_path, "import os\nSTATIC_ROOT = '/s'\n", url_path="/admin/")
+    plan = make_plan(facts, ["live"], server="command", root=tmp_path / "deploy", first_port=9100)
+    settings = settings_after(plan.changes, facts.settings_files[0])
+    assert '"server": {"type": "command", "reload": "sudo systemctl reload repo-live"},' in (
+        settings
+    )
+    assert '"urls": ["http://127.0.0.1:' in settings
+    assert '"requirements": "requirements.txt",' in settings
+    requirements = next(c for c in plan.changes if c.path.name == "requirements.txt")
+    assert requirements.old is None
+    assert requirements.new.splitlines()[2:] == [
+        f"Django~={django.__version__}",
+        "django-cd-deploy",
+        "psycopg[binary]",
+    ]
 
 
 def test_existing_django_cd_gets_no_block_and_missing_environment_is_printed(

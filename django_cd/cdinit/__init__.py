@@ -8,8 +8,9 @@ environment; then shows it as a diff or writes it. A second run finds nothing
 to do.
 """
 
+from django_cd.cdinit.changes import FileChange, ManualEdit
 from django_cd.cdinit.facts import ProjectError, ProjectFacts, inspect_project
-from django_cd.cdinit.plan import SERVERS, FileChange, ManualEdit, Plan, make_plan
+from django_cd.cdinit.plan import SERVERS, Plan, make_plan
 
 __all__ = [
     "SERVERS",

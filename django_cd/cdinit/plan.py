@@ -7,25 +7,22 @@ again after ``--write`` finds nothing to do.
 from __future__ import annotations
 
 import ast
-import difflib
 import json
-import os
-import re
 import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import django
-
+from django_cd.cdinit.changes import FileChange, ManualEdit
+from django_cd.cdinit.edits import append_element, first_element, offset
+from django_cd.cdinit.envfile import env_templates
 from django_cd.cdinit.facts import ProjectError, ProjectFacts
-from django_cd.cdinit.source import SettingsSource, environment_reads
+from django_cd.cdinit.requirements import new_requirements_path, requirements_change
+from django_cd.cdinit.source import SettingsSource
 from django_cd.conf import ENV_NAME_RE
-from django_cd.env import ENGINE_VARIABLES
 
 APP = "django_cd"
 MIDDLEWARE = "django_cd.middleware.ReleaseHeaderMiddleware"
-DISTRIBUTION = "django-cd-deploy"
 SERVERS = ("gunicorn", "uwsgi", "command")
 FIRST_PORT = 8001
 BLOCK_MARK = "# --- django-cd: added by manage.py cdinit (docs/cdinit.md) ---"
@@ -44,49 +41,6 @@ OVERRIDES = {
     ),
     "MEDIA_ROOT": ("DJANGO_MEDIA_ROOT", 'os.environ["DJANGO_MEDIA_ROOT"]'),
 }
-
-
-@dataclass
-class FileChange:
-    """One file cdinit writes: ``old`` is None for a new file."""
-
-    path: Path
-    old: str | None
-    new: str
-    mode: int | None = None
-
-    def diff(self, base: Path) -> str:
-        inside = self.path.is_relative_to(base)
-        name = self.path.relative_to(base).as_posix() if inside else str(self.path)
-        lines = difflib.unified_diff(
-            (self.old or "").splitlines(keepends=True),
-            self.new.splitlines(keepends=True),
-            fromfile="/dev/null" if self.old is None else f"a/{name}",
-            tofile=f"b/{name}" if inside else name,
-        )
-        return "".join(line if line.endswith("\n") else line + "\n" for line in lines)
-
-    def apply(self) -> None:
-        if self.old is None and self.path.exists():
-            raise ProjectError(f"{self.path} appeared while cdinit ran; it was left alone.")
-        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        mode = self.mode if self.old is None else None
-        if mode is not None:
-            # Created private before anything is written into it.
-            descriptor = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
-            with os.fdopen(descriptor, "w", encoding="utf-8") as file:
-                file.write(self.new)
-        else:
-            self.path.write_text(self.new, encoding="utf-8")
-
-
-@dataclass
-class ManualEdit:
-    """Lines cdinit could not add with certainty: the user adds them."""
-
-    path: Path
-    lines: str
-    reason: str
 
 
 @dataclass
@@ -147,8 +101,12 @@ def make_plan(
         old = path.read_text(encoding="utf-8")
         if text != old:
             plan.changes.append(FileChange(path, old, text))
-    _requirements(plan, server)
-    _env_templates(plan, texts, environments)
+    requirements = requirements_change(facts, server)
+    if requirements is not None:
+        plan.changes.append(requirements)
+    env_files = env_templates(facts, texts, environments)
+    plan.changes += env_files.changes
+    plan.env_files, plan.notes = env_files.paths, env_files.notes
     return plan
 
 
@@ -178,7 +136,7 @@ def _installed_apps(plan: Plan, texts: dict[Path, str]) -> None:
         )
         return
     path, source = found
-    texts[path] = _append_element(source, literal.node, APP)
+    texts[path] = append_element(source, literal.node, APP)
 
 
 def _middleware(plan: Plan, texts: dict[Path, str]) -> None:
@@ -189,7 +147,7 @@ def _middleware(plan: Plan, texts: dict[Path, str]) -> None:
     literal = found[1].list_literal("MIDDLEWARE") if found else None
     text = None
     if found is not None and literal is not None and list(literal.values) == current:
-        text = _first_element(found[1], literal.node, MIDDLEWARE)
+        text = first_element(found[1], literal.node, MIDDLEWARE)
     if text is None:
         plan.manual.append(
             ManualEdit(
@@ -202,81 +160,6 @@ def _middleware(plan: Plan, texts: dict[Path, str]) -> None:
         return
     assert found is not None
     texts[found[0]] = text
-
-
-def _quote(source: SettingsSource, node: ast.List | ast.Tuple) -> str:
-    """The quote character the list's strings are written with (startproject: ')."""
-    for element in node.elts:
-        segment = ast.get_source_segment(source.text, element) or ""
-        if segment[:1] in ("'", '"'):
-            return segment[0]
-    return '"'
-
-
-def _offset(lines: list[str], line: int, column: int) -> int:
-    """The character offset of ``ast``'s (1-based line, UTF-8 byte column)."""
-    before = "".join(lines[: line - 1])
-    return len(before) + len(lines[line - 1].encode()[:column].decode())
-
-
-def _append_element(source: SettingsSource, node: ast.List | ast.Tuple, value: str) -> str:
-    lines, text, q = source.lines, source.text, _quote(source, node)
-    assert node.end_lineno is not None and node.end_col_offset is not None
-    close = _offset(lines, node.end_lineno, node.end_col_offset) - 1
-    item = f"{q}{value}{q}"
-    if node.elts and node.elts[-1].lineno != node.end_lineno:
-        # One element per line: a new line like the last element's, before the bracket.
-        last = node.elts[-1]
-        indent = re.match(r"\s*", lines[last.lineno - 1])
-        assert last.end_lineno is not None and last.end_col_offset is not None
-        end = _offset(lines, last.end_lineno, last.end_col_offset)
-        comma = "" if text[end:close].lstrip().startswith(",") else ","
-        line_end = text.index("\n", end) + 1
-        head = text[:end] + comma + text[end:line_end]
-        return head + f"{indent.group() if indent else '    '}{item},\n" + text[line_end:]
-    inner = text[_offset(lines, node.lineno, node.col_offset) + 1 : close].rstrip()
-    separator = "" if not inner or inner.endswith(",") else ","
-    joined = f"{separator} {item}" if inner else item
-    start = _offset(lines, node.lineno, node.col_offset) + 1
-    return text[:start] + inner + joined + text[close:]
-
-
-def _first_element(source: SettingsSource, node: ast.List | ast.Tuple, value: str) -> str | None:
-    """The text with ``value`` first in the list; None when moving it is not certain."""
-    lines, text, q = source.lines, source.text, _quote(source, node)
-    elements = [e for e in node.elts if isinstance(e, ast.Constant) and e.value == value]
-    if elements:
-        # Already listed, not first: remove its line when it stands alone on it.
-        element = elements[0]
-        line = lines[element.lineno - 1]
-        segment = ast.get_source_segment(text, element)
-        if element.lineno == node.lineno or line.strip().rstrip(",") != segment:
-            return None
-        start = _offset(lines, element.lineno, 0)
-        text = text[:start] + text[start + len(line) :]
-        source = SettingsSource(source.path, text)
-        found = source.list_literal(_name_of(source, node))
-        if found is None:
-            return None
-        node, lines = found.node, source.lines
-    open_at = _offset(lines, node.lineno, node.col_offset) + 1
-    item = f"{q}{value}{q}"
-    if node.elts and node.elts[0].lineno != node.lineno:
-        indent = re.match(r"\s*", lines[node.elts[0].lineno - 1])
-        line_end = text.index("\n", open_at) + 1
-        prefix = indent.group() if indent else "    "
-        return text[:line_end] + f"{prefix}{item},\n" + text[line_end:]
-    separator = ", " if node.elts else ""
-    return text[:open_at] + item + separator + text[open_at:]
-
-
-def _name_of(source: SettingsSource, node: ast.List | ast.Tuple) -> str:
-    for name in ("MIDDLEWARE", "INSTALLED_APPS"):
-        if source.defines(name):
-            literal = source.list_literal(name)
-            if literal is not None and literal.node.lineno == node.lineno:
-                return name
-    return "MIDDLEWARE"
 
 
 # -- the settings block: values from the environment, STATIC_ROOT, DJANGO_CD ----------
@@ -305,7 +188,7 @@ def _secret_key(texts: dict[Path, str]) -> None:
         return  # the block at the end overrides it instead
     lines = source.lines
     literal = ast.get_source_segment(source.text, node.value)
-    start = _offset(lines, node.lineno, node.value.col_offset)
+    start = offset(lines, node.lineno, node.value.col_offset)
     text = source.text
     assert literal is not None
     text = (
@@ -316,7 +199,7 @@ def _secret_key(texts: dict[Path, str]) -> None:
     if not source.imports_module("os"):
         imports = [n for n in source.tree.body if isinstance(n, ast.Import | ast.ImportFrom)]
         line = imports[0].lineno if imports and imports[0].lineno < node.lineno else node.lineno
-        at = _offset(lines, line, 0)
+        at = offset(lines, line, 0)
         text = text[:at] + "import os\n" + ("" if imports else "\n") + text[at:]
     texts[path] = text
 
@@ -414,7 +297,7 @@ def _new_environments(
             "manage": facts.manage,
             "requirements": facts.requirements[0]
             if facts.requirements
-            else _new_requirements(facts),
+            else new_requirements_path(facts),
             "urls": [f"http://{bind}{facts.url_path}"],
         }
         if server == "command":
@@ -478,138 +361,3 @@ def _render_environments(
 
 def _inline(value: dict[str, Any]) -> str:
     return "{" + ", ".join(f"{json.dumps(k)}: {json.dumps(v)}" for k, v in value.items()) + "}"
-
-
-# -- requirements -------------------------------------------------------------------
-
-
-def _new_requirements(facts: ProjectFacts) -> str:
-    directory = facts.manage_py.parent.relative_to(facts.repo_root).as_posix()
-    return "requirements.txt" if directory == "." else f"{directory}/requirements.txt"
-
-
-def _requirement_line(facts: ProjectFacts, server: str) -> str:
-    extras = [*([server] if server != "command" else [])]
-    if "dbbackup" in facts.installed_apps:
-        extras.append("backup")
-    return DISTRIBUTION + (f"[{','.join(extras)}]" if extras else "")
-
-
-def _requirements(plan: Plan, server: str) -> None:
-    facts = plan.facts
-    line = _requirement_line(facts, server)
-    if facts.requirements:
-        path = facts.repo_root / facts.requirements[0]
-        text = path.read_text(encoding="utf-8")
-        if _requires(path, DISTRIBUTION, set()):
-            return
-        new = text + ("" if not text or text.endswith("\n") else "\n") + line + "\n"
-        plan.changes.append(FileChange(path, text, new))
-        return
-    path = facts.repo_root / _new_requirements(facts)
-    lines = [
-        "# What a deployed release installs (pip install -r, in the release). Written by",
-        "# manage.py cdinit: add your project's own requirements.",
-        f"Django~={django.__version__}",
-        line,
-    ]
-    engine = str(facts.database.get("ENGINE", ""))
-    if "postgresql" in engine:
-        lines.append("psycopg[binary]")
-    elif "mysql" in engine:
-        lines.append("mysqlclient")
-    plan.changes.append(FileChange(path, None, "\n".join(lines) + "\n"))
-
-
-def _normal(name: str) -> str:
-    return re.sub(r"[-_.]+", "-", name).lower()
-
-
-def _requires(path: Path, distribution: str, seen: set[Path]) -> bool:
-    """True when the requirements file (or one it includes) installs ``distribution``,
-    by name or from a path or URL that names it (a wheel, a checkout)."""
-    if path in seen or not path.is_file():
-        return False
-    seen.add(path)
-    for raw in path.read_text(encoding="utf-8").splitlines():
-        line = raw.split(" #", 1)[0].strip()
-        if not line or line.startswith("#"):
-            continue
-        words = line.split()
-        if words[0] in ("-r", "--requirement") and len(words) > 1:
-            if _requires(path.parent / words[1], distribution, seen):
-                return True
-            continue
-        if distribution in _normal(line):
-            return True
-    return False
-
-
-# -- shared/.env templates ------------------------------------------------------------
-
-
-def _env_templates(plan: Plan, texts: dict[Path, str], environments: dict[str, Any]) -> None:
-    facts = plan.facts
-    roots = {name: str(env.get("root", "")) for name, env in facts.environments.items()}
-    roots.update({name: env["root"] for name, env in environments.items()})
-    variables: list[str] = []
-    for path, text in texts.items():
-        for name in SettingsSource(path, text).environment_variables():
-            if name not in variables and name not in ENGINE_VARIABLES:
-                variables.append(name)
-    database_variables = _database_variables(texts)
-    for env_name, root in roots.items():
-        if not root or not os.path.isabs(root):
-            continue
-        path = Path(root) / "shared" / ".env"
-        plan.env_files[env_name] = path
-        if path.exists():
-            plan.notes.append(f"{path} exists: left as it is.")
-            continue
-        body = [
-            f"# The {env_name} environment of {facts.name}: every process of a release",
-            "# (manage.py commands, the app server) runs with these variables.",
-            "# Give each a value. Never commit this file.",
-        ]
-        for variable in variables:
-            body.append("")
-            hint = _hint(variable, root, facts, variable in database_variables)
-            if hint:
-                body.append(f"# {hint}")
-            body.append(f"{variable}=")
-        plan.changes.append(FileChange(path, None, "\n".join(body) + "\n", mode=0o600))
-
-
-def _database_variables(texts: dict[Path, str]) -> set[str]:
-    found: set[str] = set()
-    for path, text in texts.items():
-        source = SettingsSource(path, text)
-        for node in source.assignments("DATABASES"):
-            value = getattr(node, "value", None)
-            if value is not None:
-                found.update(environment_reads(value))
-    return found
-
-
-def _hint(variable: str, root: str, facts: ProjectFacts, database: bool) -> str:
-    shared = f"{root}/shared"
-    upper = variable.upper()
-    if upper.endswith("DATABASE_URL") or (database and "URL" in upper):
-        return (
-            f"{variable}: outside the release, e.g. sqlite:///{shared}/db.sqlite3 "
-            "(or postgres://user:password@host:5432/name)"
-        )
-    if database and "sqlite" in str(facts.database.get("ENGINE", "")):
-        return f"{variable}: outside the release, e.g. {shared}/db.sqlite3"
-    if "SECRET" in upper:
-        return (
-            f"{variable}: a long random string, e.g. the output of "
-            "python -c 'import secrets; print(secrets.token_urlsafe(50))'"
-        )
-    if "DEBUG" in upper:
-        return f"{variable}: false on a deployed site"
-    if "ALLOWED_HOSTS" in upper:
-        return f"{variable}: the site's host names, comma-separated, e.g. 127.0.0.1,localhost"
-    if "MEDIA" in upper:
-        return f"{variable}: outside the release, e.g. {shared}/media"
-    return ""
