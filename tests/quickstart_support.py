@@ -22,6 +22,7 @@ import http.cookiejar
 import os
 import re
 import secrets
+import shutil
 import signal
 import subprocess
 import sys
@@ -35,6 +36,7 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parent.parent
 README = REPO_ROOT / "README.md"
 BIN = Path(sys.executable).parent
+IGNORE = shutil.ignore_patterns("__pycache__", "*.pyc")
 COMMANDS_MARK = "<!-- quick start: the commands"
 ENV_MARK = "<!-- quick start: shared/.env -->"
 SECTION = "## Using it in your project"
@@ -107,19 +109,15 @@ def port_range_lock() -> Iterator[None]:
 
 
 def build_wheel(target: Path) -> Path:
-    """A wheel of this checkout, as PyPI would serve django-cd-deploy."""
+    """A wheel of this checkout (its working tree), as PyPI would serve
+    django-cd-deploy. Built from a copy: setuptools builds in the source tree, and two
+    test workers building at once would share its build/ directory."""
+    source = target / "source"
+    shutil.copytree(REPO_ROOT / "django_cd", source / "django_cd", ignore=IGNORE)
+    for name in ("setup.cfg", "pyproject.toml", "README.md"):
+        shutil.copy2(REPO_ROOT / name, source / name)
     subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "wheel",
-            "--no-deps",
-            "-q",
-            "-w",
-            str(target),
-            str(REPO_ROOT),
-        ],
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(target), str(source)],
         check=True,
         capture_output=True,
     )
