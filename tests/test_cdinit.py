@@ -149,6 +149,29 @@ def test_requirements_gain_the_line_once(tmp_path: Path) -> None:
     assert requirements not in [c.path for c in plan.changes]
 
 
+def test_media_root_inside_the_repository_is_read_from_the_environment(
+    tmp_path: Path,
+) -> None:
+    settings = (
+        "from pathlib import Path\nBASE_DIR = Path(__file__).parent\n"
+        "MEDIA_ROOT = BASE_DIR / 'media'\n"
+    )
+    repo = tmp_path / "repo"
+    facts = facts_for(tmp_path, settings, media_root=str(repo / "site" / "media"))
+    plan = make_plan(facts, ["staging"], root=tmp_path / "deploy")
+    new = settings_after(plan.changes, facts.settings_files[0])
+    assert 'if os.environ.get("DJANGO_MEDIA_ROOT"):\n    MEDIA_ROOT = os.environ[' in new
+    assert new.count("import os\n") == 1
+    env_file = next(c for c in plan.changes if c.path.name == ".env")
+    hint = f"# DJANGO_MEDIA_ROOT: outside the release, e.g. {tmp_path}/deploy/staging/shared/media"
+    assert f"{hint}\nDJANGO_MEDIA_ROOT=\n" in env_file.new
+    # Outside the repository already: left alone.
+    plan = make_plan(
+        facts_for(tmp_path / "b", settings, media_root="/srv/media"), ["staging"], root=tmp_path
+    )
+    assert "DJANGO_MEDIA_ROOT" not in plan.diff()
+
+
 def test_command_server_environment(tmp_path: Path) -> None:
     facts = facts_for(tmp_path, "import os\nSTATIC_ROOT = '/s'\n", url_path="/admin/")
     plan = make_plan(facts, ["live"], server="command", root=tmp_path / "deploy", first_port=9100)
