@@ -359,7 +359,7 @@ def test_in_process_show_write_then_nothing_to_do(stock: Path, tmp_path: Path) -
     assert {p: p.read_bytes() for p in files} == files
 
 
-def test_in_process_errors_name_the_fix(stock: Path) -> None:
+def test_in_process_errors_name_the_fix(stock: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     (stock / "manage.py").rename(stock / "manage_.py")
     with pytest.raises(CommandError, match=f"No manage.py in {stock}: .* Fix: run it from"):
         run_in_process(stock)
@@ -368,6 +368,10 @@ def test_in_process_errors_name_the_fix(stock: Path) -> None:
         run_in_process(stock, "--env", "Live")
     with pytest.raises(CommandError, match=r"inside the repository .* Fix: --root"):
         run_in_process(stock, "--root", str(stock / "deploys"))
+    monkeypatch.setenv("DJANGO_SETTINGS_MODULE", "tests.settings")
+    with pytest.raises(CommandError, match=r"The settings module tests\.settings is not a file"):
+        run_in_process(stock)
+    monkeypatch.setenv("DJANGO_SETTINGS_MODULE", "mysite.settings")
     shutil.rmtree(stock / ".git")
     with pytest.raises(CommandError, match=r"is not in a git repository: .* Fix: git init"):
         run_in_process(stock)

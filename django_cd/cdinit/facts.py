@@ -113,7 +113,14 @@ def inspect_project(manage_py: Path | None = None) -> ProjectFacts:
         )
     repo_root = repository_root(manage_py.parent)
     module = os.environ.get("DJANGO_SETTINGS_MODULE") or settings.SETTINGS_MODULE
-    files = settings_files(module)
+    # Only the repository's files are the project's to edit (never an installed package's).
+    files = [path for path in settings_files(module) if path.is_relative_to(repo_root)]
+    if not files:
+        raise ProjectError(
+            f"The settings module {module} is not a file of the repository {repo_root}: "
+            "cdinit edits only the project's own files. Fix: run it with the project's "
+            "settings (DJANGO_SETTINGS_MODULE, or the one manage.py names)."
+        )
     database = dict(settings.DATABASES.get("default", {}))
     return ProjectFacts(
         manage_py=manage_py,
