@@ -234,7 +234,7 @@ def test_written_settings_keep_local_values_and_take_the_release_environment(
     probe = (
         "python manage.py shell -v 0 -c 'from django.conf import settings as s; "
         'print(s.DEBUG, s.ALLOWED_HOSTS, s.DATABASES["default"]["NAME"], '
-        "len(s.SECRET_KEY), s.STATIC_ROOT.name, s.MIDDLEWARE[0], s.INSTALLED_APPS[-1])'"
+        "len(s.SECRET_KEY), s.STATIC_ROOT, s.MIDDLEWARE[0], s.INSTALLED_APPS[-1])'"
     )
     local = quick.sh(probe).stdout.split()
     assert local == [
@@ -242,7 +242,7 @@ def test_written_settings_keep_local_values_and_take_the_release_environment(
         "[]",
         str(quick.project / "db.sqlite3"),
         "66",
-        "staticfiles",
+        str(quick.project / "staticfiles"),
         MIDDLEWARE,
         "django_cd",
     ]

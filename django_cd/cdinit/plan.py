@@ -225,9 +225,8 @@ def _settings_block(
         lines += [f"if os.environ.get({variable!r}):".replace("'", '"'), f"    {name} = {read}"]
     if facts.static_root is None and not _defined(texts, "STATIC_ROOT"):
         if _defined(texts, "BASE_DIR"):
-            lines.append(
-                'STATIC_ROOT = BASE_DIR / "staticfiles"  # collectstatic, in each release'
-            )
+            # os.path.join: BASE_DIR is a Path since Django 3.1, a str before.
+            lines.append('STATIC_ROOT = os.path.join(BASE_DIR, "staticfiles")  # in each release')
         else:
             lines.append(
                 "STATIC_ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "
