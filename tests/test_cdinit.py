@@ -126,9 +126,10 @@ def test_one_line_lists_and_middleware_already_listed(tmp_path: Path) -> None:
     facts = facts_for(
         tmp_path, settings, installed_apps=["a", "b"], middleware=["m.One", MIDDLEWARE]
     )
-    plan = make_plan(facts, ["staging"], root=tmp_path / "deploy")
+    plan = make_plan(facts, ["staging"], root=tmp_path / "deploy", backup=False)
     new = settings_after(plan.changes, facts.settings_files[0])
     assert 'INSTALLED_APPS = ["a", "b", "django_cd"]\n' in new
+    assert '"backup": "never",' in new
     assert f'MIDDLEWARE = [\n    "{MIDDLEWARE}",\n    "m.One",\n]\n' in new
     # Settings that read the environment already are left alone; DJANGO_CD is added.
     assert "if os.environ.get(" not in new
@@ -174,7 +175,9 @@ def test_media_root_inside_the_repository_is_read_from_the_environment(
 
 def test_command_server_environment(tmp_path: Path) -> None:
     facts = facts_for(tmp_path, "import os\nSTATIC_ROOT = '/s'\n", url_path="/admin/")
-    plan = make_plan(facts, ["live"], server="command", root=tmp_path / "deploy", first_port=9100)
+    plan = make_plan(
+        facts, ["live"], server="command", root=tmp_path / "deploy", first_port=9100, backup=False
+    )
     settings = settings_after(plan.changes, facts.settings_files[0])
     assert '"server": {"type": "command", "reload": "sudo systemctl reload repo-live"},' in (
         settings
@@ -244,7 +247,7 @@ def test_written_settings_keep_local_values_and_take_the_release_environment(
         "66",
         str(quick.project / "staticfiles"),
         MIDDLEWARE,
-        "django_cd",
+        "dbbackup",
     ]
     deployed = {
         "DJANGO_SECRET_KEY": "k" * 50,
@@ -278,7 +281,7 @@ def test_lists_it_cannot_edit_are_printed_and_write_fails(quick: QuickStart) -> 
     text = settings.read_text().replace("INSTALLED_APPS = [", "INSTALLED_APPS = BASE_APPS = [")
     settings.write_text(text)
     shown = quick.run("python -m django_cd cdinit")
-    assert 'INSTALLED_APPS = [*INSTALLED_APPS, "django_cd"]' in shown.stdout
+    assert 'INSTALLED_APPS = [*INSTALLED_APPS, "django_cd", "dbbackup"]' in shown.stdout
     result = quick.sh("python -m django_cd cdinit --write", check=False)
     assert result.returncode == 1
     assert "1 change(s) could not be made with certainty" in result.stderr
@@ -353,7 +356,10 @@ def test_in_process_show_write_then_nothing_to_do(stock: Path, tmp_path: Path) -
     written = run_in_process(stock, *root, "--write")
     assert f"give each variable in {tmp_path}/deploys/live/shared/.env a value" in written
     files = {p: p.read_bytes() for p in [settings, stock / "requirements.txt"]}
-    assert files[stock / "requirements.txt"].endswith(b"\ndjango-cd-deploy[gunicorn]\n")
+    # django-dbbackup is installed here: backups before migrations, SQLite's as file copies.
+    assert b'"dbbackup.db.sqlite.SqliteCPConnector"' in files[settings]
+    assert b'"backup": "never"' not in files[settings]
+    assert files[stock / "requirements.txt"].endswith(b"\ndjango-cd-deploy[gunicorn,backup]\n")
     again = run_in_process(stock, *root, "--write")
     assert "Nothing to do: mysite is set up for django-cd." in again
     assert {p: p.read_bytes() for p in files} == files

@@ -96,6 +96,9 @@ def test_stock_project_follows_the_readme(quick: QuickStart) -> None:
             assert (status, headers["X-Release"]) == (302, release)
             releases.append(release)
             if browser is None:
+                # Migrations pending: the database is backed up first (dbbackup, from the
+                # backup extra the README installs), into shared/.
+                assert re.search(r"^  backup +ok .* \S+/staging/shared/backups/", output, re.M)
                 continue
             # A later deploy: the session written through the site and the user stay.
             assert release != releases[0]
@@ -236,8 +239,11 @@ def test_environ_project_with_a_deploy_step_of_its_own(quick: QuickStart) -> Non
     settings = quick.project / "mysite" / "settings.py"
     # The developer's shell holds what their settings require, as for runserver.
     quick.shell["DJANGO_SECRET_KEY"] = "a-local-development-key"
-    quick.run("python -m django_cd cdinit --write")
+    # --no-backup: with backups on, cdinit would also add DBBACKUP_CONNECTOR_MAPPING (SQLite
+    # backups as file copies), a setting beyond the three this scenario may change.
+    quick.run("python -m django_cd cdinit --write --no-backup")
     text = settings.read_text()
+    assert '"backup": "never",' in text
     assert other_statements(text) == other_statements(ENVIRON_SETTINGS)
     # The project's own step: the one edit of DJANGO_CD.
     settings.write_text(

@@ -7,6 +7,7 @@ again after ``--write`` finds nothing to do.
 from __future__ import annotations
 
 import ast
+import importlib.util
 import json
 import socket
 from dataclasses import dataclass, field
@@ -22,6 +23,7 @@ from django_cd.cdinit.source import SettingsSource
 from django_cd.conf import ENV_NAME_RE
 
 APP = "django_cd"
+BACKUP_APP = "dbbackup"
 MIDDLEWARE = "django_cd.middleware.ReleaseHeaderMiddleware"
 SERVERS = ("gunicorn", "uwsgi", "command")
 FIRST_PORT = 8001
@@ -52,6 +54,8 @@ class Plan:
     manual: list[ManualEdit] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     env_files: dict[str, Path] = field(default_factory=dict)
+    #: Whether the environments back the database up before migrations (dbbackup).
+    backup: bool = False
 
     @property
     def empty(self) -> bool:
@@ -71,8 +75,13 @@ def make_plan(
     server: str = "gunicorn",
     root: Path | None = None,
     first_port: int = FIRST_PORT,
+    backup: bool | None = None,
 ) -> Plan:
-    """The changes that set ``facts``' project up for django-cd."""
+    """The changes that set ``facts``' project up for django-cd.
+
+    ``backup``: back the database up before migrations (django-dbbackup, added to
+    ``INSTALLED_APPS`` and the requirements); by default when it is installed here.
+    """
     if server not in SERVERS:
         raise ProjectError(
             f"Unknown server {server!r}. Fix: --server gunicorn, uwsgi or command "
@@ -90,8 +99,13 @@ def make_plan(
             f"The deploy root {base} is inside the repository ({facts.repo_root}): every "
             "release would copy the others. Fix: --root with a directory outside it."
         )
-    plan = Plan(facts)
-    texts = {path: path.read_text(encoding="utf-8") for path in facts.settings_files}
+    if backup is None:
+        # Decided when the environments are made; a project set up already keeps its choice.
+        new = not facts.environments and not _defined(_read(facts), "DJANGO_CD")
+        importable = bool(importlib.util.find_spec(BACKUP_APP))
+        backup = BACKUP_APP in facts.installed_apps or (new and importable)
+    plan = Plan(facts, backup=backup)
+    texts = _read(facts)
     _installed_apps(plan, texts)
     _middleware(plan, texts)
     _secret_key(texts)
@@ -101,7 +115,7 @@ def make_plan(
         old = path.read_text(encoding="utf-8")
         if text != old:
             plan.changes.append(FileChange(path, old, text))
-    requirements = requirements_change(facts, server)
+    requirements = requirements_change(facts, server, backup)
     if requirements is not None:
         plan.changes.append(requirements)
     env_files = env_templates(facts, texts, environments)
@@ -122,21 +136,31 @@ def _defining(texts: dict[Path, str], name: str) -> tuple[Path, SettingsSource] 
 
 
 def _installed_apps(plan: Plan, texts: dict[Path, str]) -> None:
-    if APP in plan.facts.installed_apps:
+    wanted = [APP, *([BACKUP_APP] if plan.backup else [])]
+    missing = [app for app in wanted if app not in plan.facts.installed_apps]
+    if not missing:
         return
     found = _defining(texts, "INSTALLED_APPS")
     literal = found[1].list_literal("INSTALLED_APPS") if found else None
     if found is None or literal is None or list(literal.values) != plan.facts.installed_apps:
+        added = ", ".join(f'"{app}"' for app in missing)
         plan.manual.append(
             ManualEdit(
                 plan.facts.settings_files[0],
-                f'INSTALLED_APPS = [*INSTALLED_APPS, "{APP}"]\n',
+                f"INSTALLED_APPS = [*INSTALLED_APPS, {added}]\n",
                 "INSTALLED_APPS is not one plain list of strings in the settings",
             )
         )
         return
-    path, source = found
-    texts[path] = append_element(source, literal.node, APP)
+    path = found[0]
+    for app in missing:
+        texts[path] = append_element(SettingsSource(path, texts[path]), _node(texts, path), app)
+
+
+def _node(texts: dict[Path, str], path: Path) -> ast.List | ast.Tuple:
+    literal = SettingsSource(path, texts[path]).list_literal("INSTALLED_APPS")
+    assert literal is not None  # it was one before an element was added
+    return literal.node
 
 
 def _middleware(plan: Plan, texts: dict[Path, str]) -> None:
@@ -204,6 +228,10 @@ def _secret_key(texts: dict[Path, str]) -> None:
     texts[path] = text
 
 
+def _read(facts: ProjectFacts) -> dict[Path, str]:
+    return {path: path.read_text(encoding="utf-8") for path in facts.settings_files}
+
+
 def _reads_environment(texts: dict[Path, str], name: str) -> bool:
     return any(SettingsSource(path, text).reads_environment(name) for path, text in texts.items())
 
@@ -232,6 +260,15 @@ def _settings_block(
                 "STATIC_ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "
                 '"staticfiles")'
             )
+    engine = str(facts.database.get("ENGINE", ""))
+    adds_backup = plan.backup and BACKUP_APP not in facts.installed_apps
+    if adds_backup and "sqlite" in engine and not _defined(texts, "DBBACKUP_CONNECTOR_MAPPING"):
+        lines += [
+            "# SQLite backups are file copies: a restore gives back exactly the old database.",
+            "DBBACKUP_CONNECTOR_MAPPING = {",
+            '    "django.db.backends.sqlite3": "dbbackup.db.sqlite.SqliteCPConnector"',
+            "}",
+        ]
     if environments:
         lines += ["", *_render_django_cd(environments, server, facts)]
     if not lines:
@@ -264,11 +301,13 @@ def _environments(
     """The DJANGO_CD environments to add (none when the settings define DJANGO_CD)."""
     facts = plan.facts
     existing = facts.environments
-    if existing or _defined({p: p.read_text() for p in facts.settings_files}, "DJANGO_CD"):
+    if existing or _defined(_read(facts), "DJANGO_CD"):
         missing = [name for name in env_names if name not in existing]
         if missing:
             entries = _render_environments(
-                _new_environments(facts, missing, server, base, first_port), server, facts
+                _new_environments(facts, missing, server, base, first_port, plan.backup),
+                server,
+                facts,
             )
             plan.manual.append(
                 ManualEdit(
@@ -279,11 +318,16 @@ def _environments(
                 )
             )
         return {}
-    return _new_environments(facts, env_names, server, base, first_port)
+    return _new_environments(facts, env_names, server, base, first_port, plan.backup)
 
 
 def _new_environments(
-    facts: ProjectFacts, env_names: list[str], server: str, base: Path, first_port: int
+    facts: ProjectFacts,
+    env_names: list[str],
+    server: str,
+    base: Path,
+    first_port: int,
+    backup: bool,
 ) -> dict[str, Any]:
     environments: dict[str, Any] = {}
     port = first_port - 1
@@ -310,7 +354,7 @@ def _new_environments(
                 "bind": bind,
                 "wsgi": facts.wsgi_module or f"{facts.settings_module.rpartition('.')[0]}.wsgi",
             }
-        if "dbbackup" not in facts.installed_apps:
+        if not backup:
             environment["backup"] = "never"
         environments[name] = environment
     return environments

@@ -20,17 +20,17 @@ def new_requirements_path(facts: ProjectFacts) -> str:
     return "requirements.txt" if directory == "." else f"{directory}/requirements.txt"
 
 
-def _requirement_line(facts: ProjectFacts, server: str) -> str:
+def _requirement_line(server: str, backup: bool) -> str:
     extras = [*([server] if server != "command" else [])]
-    if "dbbackup" in facts.installed_apps:
+    if backup:
         extras.append("backup")
     return DISTRIBUTION + (f"[{','.join(extras)}]" if extras else "")
 
 
-def requirements_change(facts: ProjectFacts, server: str) -> FileChange | None:
+def requirements_change(facts: ProjectFacts, server: str, backup: bool) -> FileChange | None:
     """The requirement line added to the first requirements file, a new file when
     there is none, or None when django-cd-deploy is required already."""
-    line = _requirement_line(facts, server)
+    line = _requirement_line(server, backup)
     if facts.requirements:
         path = facts.repo_root / facts.requirements[0]
         text = path.read_text(encoding="utf-8")

@@ -50,12 +50,25 @@ class Command(BaseCommand):
         parser.add_argument(
             "--port", type=int, default=8001, help="The first port to bind (default 8001)."
         )
+        parser.add_argument(
+            "--no-backup",
+            action="store_true",
+            help="No database backup before migrations (by default there is one when "
+            "django-dbbackup is installed: it goes into INSTALLED_APPS and the requirements).",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         envs = list(dict.fromkeys(options["envs"] or ["staging"]))
         try:
             facts = inspect_project()
-            plan = make_plan(facts, envs, options["server"], options["root"], options["port"])
+            plan = make_plan(
+                facts,
+                envs,
+                options["server"],
+                options["root"],
+                options["port"],
+                backup=False if options["no_backup"] else None,
+            )
             if options["verbosity"] >= 1:
                 self._describe(plan)
             if plan.empty:
@@ -74,6 +87,12 @@ class Command(BaseCommand):
         if not options["write"]:
             self.stdout.write("Nothing was written: run again with --write to apply this.")
             return
+        if not plan.backup:
+            self.stdout.write(
+                "No backups before migrations: django-dbbackup is not installed here "
+                "(or --no-backup). pip install 'django-cd-deploy[backup]' and run cdinit "
+                "again on a new project, or see docs/cdinit.md."
+            )
         written = ", ".join(str(change.path) for change in plan.changes) or "nothing"
         self.stdout.write(self.style.SUCCESS(f"Written: {written}."))
         if plan.manual:
