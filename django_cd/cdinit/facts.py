@@ -137,8 +137,14 @@ def inspect_project(manage_py: Path | None = None) -> ProjectFacts:
         installed_apps=list(settings.INSTALLED_APPS),
         middleware=list(getattr(settings, "MIDDLEWARE", [])),
         url_path=_answering_path(),
-        environments=dict(getattr(settings, "DJANGO_CD", {}).get("ENVIRONMENTS", {}) or {}),
+        environments=_environments(getattr(settings, "DJANGO_CD", {})),
     )
+
+
+def _environments(config: Any) -> dict[str, Any]:
+    """``DJANGO_CD["ENVIRONMENTS"]`` as far as it is a dict (``check`` reports the rest)."""
+    environments = config.get("ENVIRONMENTS") if isinstance(config, dict) else None
+    return dict(environments) if isinstance(environments, dict) else {}
 
 
 def settings_files(module: str) -> list[Path]:
