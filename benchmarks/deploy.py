@@ -104,12 +104,9 @@ class NaiveSite:
                 os.kill(int(self.pidfile.read_text()), signal.SIGTERM)
 
 
-def timed_rollback(project: Project, to: str) -> float:
-    """Seconds from starting ``manage.py rollback`` until release ``to`` answers.
-
-    Polled while the command runs: what it does after the switch (recording the
-    history in the database) does not keep the old release from serving.
-    """
+def timed_rollback(project: Project, to: str) -> tuple[float, float]:
+    """Seconds from starting ``manage.py rollback`` until release ``to`` answers, and
+    until the command exits (polled while it runs)."""
     environ = {**os.environ, "DJANGO_SETTINGS_MODULE": "settings.cdtest"}
     manage = str(project.repo / "sampleproject" / "manage.py")
     started = time.monotonic()
@@ -118,10 +115,19 @@ def timed_rollback(project: Project, to: str) -> float:
         env=environ, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     wait_for(project.url("staging"), to)
-    seconds = time.monotonic() - started
+    answers = time.monotonic() - started
     _, stderr = process.communicate(timeout=120)
+    exits = time.monotonic() - started
     assert process.returncode == 0, stderr
-    return seconds
+    return answers, exits
+
+
+def spread(values: list[float], digits: int = 2) -> str:
+    """Median (min-max)."""
+    return (
+        f"{statistics.median(values):.{digits}f} "
+        f"({min(values):.{digits}f}-{max(values):.{digits}f})"
+    )
 
 
 def set_title(project: Project, title: str) -> None:
@@ -134,17 +140,19 @@ def set_title(project: Project, title: str) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--repeat", type=int, default=7)
     repeat = parser.parse_args().repeat
 
     base = Path(tempfile.mkdtemp(prefix="django-cd-bench-"))
     project = Project(base)
     naive = NaiveSite(base, project.repo)
+    load_before = os.getloadavg()
+    steps: dict[str, list[float]] = {}
     try:
         # Warm-up, not measured: first venvs, databases and servers.
         assert project.deploy()[0] == 0
         naive.deploy()
-        cd_times, naive_times, rollback_times, naive_rollback_times = [], [], [], []
+        cd_times, naive_times, rollbacks, naive_rollback_times = [], [], [], []
         releases, commits = [], []
         for n in range(repeat):
             title = f"Board {n}"
@@ -159,6 +167,8 @@ def main() -> None:
                     wait_for(project.url("staging"), title)
                     cd_times.append(time.monotonic() - started)
                     releases.append(data["release"])
+                    for step in data["steps"]:
+                        steps.setdefault(step["name"], []).append(step["seconds"])
                 else:
                     naive.deploy()
                     wait_for(naive.url, title)
@@ -166,7 +176,7 @@ def main() -> None:
         # Code-only rollbacks, back and forth between the last two releases.
         for n in range(repeat):
             to = releases[-2] if n % 2 == 0 else releases[-1]
-            rollback_times.append(timed_rollback(project, to))
+            rollbacks.append(timed_rollback(project, to))
             # The naive way back: check out the old commit and redo everything.
             title, commit = commits[-2] if n % 2 == 0 else commits[-1]
             started = time.monotonic()
@@ -176,22 +186,33 @@ def main() -> None:
     finally:
         project.stop_servers()
         naive.stop()
+    load_after = os.getloadavg()
 
-    cd, nv, rb, nrb = (
-        statistics.median(t) for t in (cd_times, naive_times, rollback_times, naive_rollback_times)
-    )
-    print(f"repetitions: {repeat}; python {sys.version.split()[0]}; {os.cpu_count()} CPUs")
+    ratios = [cd / nv for cd, nv in zip(cd_times, naive_times, strict=True)]
+    answers = [a for a, _ in rollbacks]
+    exits = [e for _, e in rollbacks]
+    back_ratios = [a / nv for a, nv in zip(answers, naive_rollback_times, strict=True)]
+    load = f"load average {load_before[0]:.2f} before, {load_after[0]:.2f} after (1 min)"
+    print(f"repetitions: {repeat}; python {sys.version.split()[0]}; {os.cpu_count()} CPUs; {load}")
     print()
-    print("| measure | django-cd | naive script | ratio |")
+    print("| measure | django-cd | naive script | ratio (per pair) |")
     print("|---|---|---|---|")
-    print(f"| code-only redeploy, until the new code answers (median) | {cd:.2f} s | {nv:.2f} s "
-          f"| {cd / nv:.2f} |")  # fmt: skip
-    print(f"| code-only rollback, command start until the old release answers (median) "
-          f"| {rb:.2f} s | {nrb:.2f} s | {rb / nrb:.2f} |")  # fmt: skip
+    print(f"| code-only redeploy, until the new code answers | {spread(cd_times)} s "
+          f"| {spread(naive_times)} s | {spread(ratios)} |")  # fmt: skip
+    print(f"| code-only rollback, until the old release answers | {spread(answers)} s "
+          f"| {spread(naive_rollback_times)} s | {spread(back_ratios)} |")  # fmt: skip
+    print(f"| code-only rollback, until the command exits | {spread(exits)} s | | |")
+    print()
+    print("Medians (min-max) over the timed deploys, per step:")
+    print()
+    print("| step | seconds |")
+    print("|---|---|")
+    for name, seconds in steps.items():
+        print(f"| {name} | {spread(seconds, 3)} |")
     print()
     print("all django-cd deploys (s):", " ".join(f"{t:.2f}" for t in cd_times))
     print("all naive deploys (s):   ", " ".join(f"{t:.2f}" for t in naive_times))
-    print("all rollbacks (s):       ", " ".join(f"{t:.2f}" for t in rollback_times))
+    print("all rollbacks (s):       ", " ".join(f"{a:.2f}/{e:.2f}" for a, e in rollbacks))
     print("all naive rollbacks (s): ", " ".join(f"{t:.2f}" for t in naive_rollback_times))
 
 

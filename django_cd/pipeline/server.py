@@ -23,7 +23,7 @@ from django_cd.pipeline.errors import PipelineError, StepFailed
 from django_cd.pipeline.host import CHILD_UMASK, Host
 from django_cd.pipeline.layout import Layout
 from django_cd.pipeline.release import ENV_SNAPSHOT, SNAPSHOT_VARIABLE, VENV_LINK, Release
-from django_cd.pipeline.smoke import wait_for_release
+from django_cd.pipeline.smoke import POLL_SECONDS, wait_for_release
 
 DEFAULT_TIMEOUT = 30.0
 #: What gunicorn and uWSGI load: the project's WSGI module after the release's .env.
@@ -315,7 +315,7 @@ class ManagedServer(AppServer):
                 text = self.host.read_text(path).strip()
                 if text.isdigit() and int(text) != exclude and self.host.pid_alive(int(text)):
                     return int(text)
-            time.sleep(0.05)
+            time.sleep(POLL_SECONDS)
         return None
 
     def bind_problem(self) -> str | None:
@@ -409,7 +409,7 @@ class ManagedServer(AppServer):
         self.host.signal(pid, self._terminate_signal())
         deadline = time.monotonic() + self.timeout + 5
         while time.monotonic() < deadline and self.host.pid_alive(pid):
-            time.sleep(0.05)
+            time.sleep(POLL_SECONDS)
         if self.host.pid_alive(pid):
             self.host.signal(pid, signal.SIGKILL)
 

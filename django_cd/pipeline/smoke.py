@@ -27,7 +27,8 @@ RELEASE_HEADER = "X-Release"
 # What a TLS-terminating proxy adds; without it a live site answers with a
 # redirect to https, which says nothing about whether the release works.
 PROXY_HEADERS = {"X-Forwarded-Proto": "https"}
-POLL_SECONDS = 0.1
+#: Between two polls of a URL, a pid file or a process: fine, since each costs little.
+POLL_SECONDS = 0.02
 #: Lines of a failed answer's body kept above the server's log lines.
 ANSWER_LINES = 8
 
