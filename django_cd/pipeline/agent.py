@@ -34,10 +34,20 @@ from django_cd.pipeline.host import CommandResult, Host
 if TYPE_CHECKING:
     from django_cd.pipeline.release import Release
 
-#: The commands a release's agent runs: a deploy's own Django work. Project steps,
-#: backups and anything a project adds keep a process of their own.
+#: The commands a release's agent runs: a deploy's own Django work (and the flag
+#: snapshot of its finish). Project steps, backups and anything a project adds keep
+#: a process of their own.
 AGENT_COMMANDS = frozenset(
-    {"check", "clean_pyc", "collectstatic", "cdplan", "shell", "migrate", "record_deployment"}
+    {
+        "check",
+        "clean_pyc",
+        "collectstatic",
+        "cdplan",
+        "shell",
+        "migrate",
+        "flags",
+        "record_deployment",
+    }
 )
 #: How long an agent may take to start Django and say it is ready.
 STARTUP_SECONDS = 120.0
