@@ -29,6 +29,7 @@ from django_cd.pipeline.errors import PipelineError, StepFailed, describe_os_err
 from django_cd.pipeline.host import Host
 from django_cd.pipeline.interrupt import terminate_as_interrupt
 from django_cd.pipeline.journal import Journal
+from django_cd.pipeline.release import Release
 from django_cd.pipeline.rollback_order import RollbackOrder
 from django_cd.pipeline.steps import Outcome, StepResult, StepRunner
 from django_cd.pipeline.target import Target
@@ -56,6 +57,8 @@ class Rollback:
         self.restore_flags = restore_flags
         self.on_step = on_step
         self.outcome = Outcome(action="rollback", env=env.name, url=self.target.url)
+        #: The release that mirrors the history entry, when not the serving one.
+        self._mirror_with: Release | None = None
         #: What ``choose`` noticed on the way (a skipped release), shown as warnings.
         self.notes: list[str] = []
         #: The backup the operator agreed to lose writes for (``data_loss()``).
@@ -156,6 +159,10 @@ class Rollback:
             )
             runner.on_start = opened.intend
             same_schema = manifest_now.get("migrations") == manifest_to.get("migrations")
+            if same_schema and manifest_now.get("migrations") is not None:
+                # Either release's code fits the database: the newer one, whose
+                # Django already runs (it answered the plan), mirrors the history.
+                self._mirror_with = self.target.release(current)
             after_switch = self._database(
                 runner, current, target, manifest_to.get("migrations"), same_schema
             )
@@ -200,7 +207,8 @@ class Rollback:
 
     def _record(self, outcome: Outcome) -> None:
         try:
-            outcome.warnings += filter(None, [self.target.record(self._entry(outcome))])
+            entry = self._entry(outcome)
+            outcome.warnings += filter(None, [self.target.record(entry, self._mirror_with)])
         except OSError as error:
             outcome.warnings.append(describe_os_error(error, self.layout.history))
 

@@ -145,18 +145,21 @@ class Target:
             },
         )
 
-    def record(self, entry: dict[str, Any]) -> str | None:
-        """Write ``entry`` to history.jsonl, then mirror it into the target's database.
+    def record(self, entry: dict[str, Any], mirror_with: Release | None = None) -> str | None:
+        """Write ``entry`` to history.jsonl, then mirror it into the target's database,
+        with the serving release's code, or ``mirror_with``'s (one whose code fits the
+        database as well, and whose agent already runs).
 
         Returns a warning when the mirror fails: the file is the source of truth.
         """
         history.append(self.host, self.layout, entry)
-        current = self.layout.current_release(self.host)
-        if current is None or not self.host.exists(self.layout.release(current)):
-            return None
-        result = self.release(current).manage(
-            "record_deployment", stdin=json.dumps(entry), timeout=120
-        )
+        release = mirror_with
+        if release is None or not self.host.exists(release.path):
+            current = self.layout.current_release(self.host)
+            if current is None or not self.host.exists(self.layout.release(current)):
+                return None
+            release = self.release(current)
+        result = release.manage("record_deployment", stdin=json.dumps(entry), timeout=120)
         if not result.ok:
             last = (result.output.strip().splitlines() or ["(no output)"])[-1]
             return "The deployment was not mirrored into the database: " + mask(
