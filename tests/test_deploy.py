@@ -184,6 +184,14 @@ def test_rollback_serves_the_previous_release(staging: Deployed) -> None:
     assert [s["name"] for s in data["steps"]] == ["plan", "database", "switch", "reload", "smoke"]
     assert data["steps"][0]["detail"] == (f"database matches {second}; 0 migration(s) to unapply")
     assert data["steps"][1]["status"] == "skipped"
+    # Mirrored into the database too (by the newer release, whose Django already ran).
+    import sqlite3
+
+    with sqlite3.connect(project.root("staging") / "shared" / "db.sqlite3") as connection:
+        rows = connection.execute(
+            "SELECT action, status, release FROM django_cd_deployment ORDER BY id"
+        ).fetchall()
+    assert rows[-1] == ("rollback", "success", staging.release)
 
 
 def test_releases_lists_what_is_on_the_host(staging: Deployed) -> None:

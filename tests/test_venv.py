@@ -127,3 +127,35 @@ def test_a_changed_local_package_reinstalls_only_it(tmp_path: Path) -> None:
     changed = release(tmp_path, "r4", requirements + "# pinned later\n")
     assert _seed(changed, _hashes(changed).text.hexdigest()) is None
     assert _seed(second, _hashes(second).text.hexdigest()) == str(old_venv)
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+def test_a_local_package_that_needs_something_new_gets_it(tmp_path: Path) -> None:
+    """The copy skips pip's full pass only while ``pip check`` finds every dependency."""
+    package = local_package(tmp_path, 1)
+    requirements = "../../../localpkg\n"
+    first = release(tmp_path, "r1", requirements)
+    ensure_venv(first)
+    make_current(first)
+
+    other = tmp_path / "otherpkg"
+    (other / "otherpkg").mkdir(parents=True)
+    (other / "otherpkg" / "__init__.py").write_text("NAME = 'other'\n")
+    (other / "pyproject.toml").write_text(
+        '[build-system]\nrequires = ["setuptools>=61"]\nbuild-backend = "setuptools.build_meta"\n'
+        '[project]\nname = "otherpkg"\nversion = "1.0"\n'
+    )
+    pyproject = package / "pyproject.toml"
+    pyproject.write_text(
+        pyproject.read_text().replace(
+            'version = "1.0"\n',
+            f'version = "1.0"\ndependencies = ["otherpkg @ {other.as_uri()}"]\n',
+        )
+    )
+    commit_all(package, "needs otherpkg")
+    rebuilt = ensure_venv(release(tmp_path, "r2", requirements))
+    assert rebuilt.output.startswith("copied the packages of ")
+    assert "localpkg 1.0 requires otherpkg, which is not installed." in rebuilt.output
+    assert (
+        run(Path(rebuilt.path), "python", "-c", "import otherpkg; print(otherpkg.NAME)") == "other"
+    )

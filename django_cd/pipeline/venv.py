@@ -157,12 +157,23 @@ def _build(release: Release, path: str, hashes: _Hashes) -> str:
             # reinstall just them (seconds, not a full install).
             output = _clone(release, seed, path)
             output += _pip(release, python, "--force-reinstall", "--no-deps", *hashes.local).output
+            # The same requirements text, so the rest is installed: unless the local
+            # packages now need something new (pip check says), pip has nothing to do.
+            check = release.host.run([python, "-m", "pip", "check"], cwd=release.path)
+            if check.ok:
+                return _complete(release, path, text_hash, output)
+            output += check.output
         output += _pip(release, python, "-r", release.env.requirements).output
     except StepFailed:
         host.remove(path)
         raise
-    host.write_text(posixpath.join(path, TEXT_HASH_FILE), text_hash + "\n")
-    host.write_text(posixpath.join(path, COMPLETE_MARKER), release.id + "\n")
+    return _complete(release, path, text_hash, output)
+
+
+def _complete(release: Release, path: str, text_hash: str, output: str) -> str:
+    """Mark the venv at ``path`` as built for ``text_hash``: reusable from now on."""
+    release.host.write_text(posixpath.join(path, TEXT_HASH_FILE), text_hash + "\n")
+    release.host.write_text(posixpath.join(path, COMPLETE_MARKER), release.id + "\n")
     return output
 
 
