@@ -22,6 +22,7 @@ from typing import Any
 
 from django_cd.gates.result import Gate, fail, ok, warn
 from django_cd.pipeline import Target, migrations
+from django_cd.pipeline.agent import agents
 from django_cd.pipeline.errors import PipelineError, StepFailed
 from django_cd.pipeline.gitrepo import Repository
 from django_cd.pipeline.release import Release
@@ -118,7 +119,8 @@ def target_gates(target: Target, repo: Repository, commit: str) -> list[Gate]:
     """settings, check, migrations, database, plan, disk, reload."""
     secrets = target.secrets()
     archive_size = len(repo.archive(commit))
-    with scratch_release(target, repo, commit) as release:
+    # One Django process answers both questions asked of the new code (pipeline.agent).
+    with scratch_release(target, repo, commit) as release, agents(target.host):
         level = "WARNING" if target.env.strict else "ERROR"
         code = PROBE_CODE % {"level": level, "marker": MARKER}
         result = release.manage("shell", "-v", "0", "-c", code, timeout=300)
