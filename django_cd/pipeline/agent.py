@@ -122,13 +122,19 @@ class Agent:
             self.process.wait(timeout=CLOSE_SECONDS)
         except subprocess.TimeoutExpired:
             self.kill()
-        if self.process.stdout is not None:
-            self.process.stdout.close()
+        self._close_pipes()
 
     def kill(self) -> None:
         if self.process.poll() is None:
             self.process.kill()
         self.process.wait()
+        self._close_pipes()
+
+    def _close_pipes(self) -> None:
+        for pipe in (self.process.stdin, self.process.stdout):
+            if pipe is not None:
+                with contextlib.suppress(OSError):
+                    pipe.close()
 
     def _reply(self, timeout: float) -> dict[str, Any] | None:
         """The agent's next protocol line; None when it dies or ``timeout`` passes."""
