@@ -1,10 +1,11 @@
 """Before the switch: prove the new release can serve.
 
 The app server of a release imports its WSGI application (and the ASGI one,
-where the project names one in ``ASGI_APPLICATION``) in a fresh process. A
+where the project names one in ``ASGI_APPLICATION``) in its workers. A
 release whose application raises at import would make the server halt on
-reload; asking first, in a child process of the release's own virtualenv with
-the target settings and ``shared/.env``, stops the deploy before anything
+reload; importing it first, in the release (its virtualenv, the target
+settings and its ``.env``; in its agent during a deploy, where nothing has
+imported the application module yet), stops the deploy before anything
 changes.
 """
 
@@ -60,12 +61,9 @@ def serve_check(release: Release, wsgi: str | None) -> str:
         "wsgi": wsgi,
         "marker": MARKER,
     }
-    result = release.host.run(
-        [release.python, "-c", code],
-        cwd=release.project_dir,
-        env=release.process_env(),
-        timeout=TIMEOUT,
-    )
+    # In the release's agent during a deploy: the WSGI module itself is imported
+    # for the first time there, so its import fails as it would in a new worker.
+    result = release.manage("shell", "-v", "0", "-c", code, timeout=TIMEOUT)
     loaded = None
     for line in result.output.splitlines():
         if line.startswith(MARKER):
