@@ -236,7 +236,7 @@ def main() -> int:
         expect_title("live", NEW_TITLE)
         manage("releases", "--env=live")
 
-        stage("8. A feature flag: on in staging, off in live, then promoted to live")
+        stage("9. A feature flag: on in staging, off in live, then promoted to live")
         promote_flags()
     except (DemoFailed, urllib.error.URLError, OSError) as error:
         print(f"\nDEMO FAILED: {error}", file=sys.stderr)
