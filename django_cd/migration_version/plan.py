@@ -206,6 +206,32 @@ class DatabaseReport:
     #: The lints of the pending migrations, when asked for (summary, findings).
     lints: dict[str, Any] | None = None
 
+    @property
+    def matches(self) -> bool:
+        """The database is exactly what the release's code expects."""
+        return not self.pending and not self.unknown
+
+    @property
+    def irreversible(self) -> list[str]:
+        """Backward migrations that block a migrate back, with why."""
+        return [
+            f"{m['name']} ({', '.join(m['irreversible'])} cannot be reversed)"
+            for m in self.backward
+            if m["irreversible"]
+        ]
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> DatabaseReport:
+        """The report ``manage.py cdplan`` printed (``to_dict``), read back."""
+        return cls(
+            state=data["state"],
+            pending=data["pending"],
+            backward=data["backward"],
+            unknown=data["unknown"],
+            leaves=data["leaves"],
+            lints=data.get("lints"),
+        )
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "state": self.state,

@@ -10,46 +10,14 @@ from __future__ import annotations
 
 import contextlib
 import json
-from dataclasses import dataclass, field
 from typing import Any
 
+from django_cd.migration_version.plan import DatabaseReport
 from django_cd.pipeline.errors import StepFailed
 from django_cd.pipeline.release import Release
 
-
-@dataclass(frozen=True)
-class MigrationReport:
-    """The database as one release sees it."""
-
-    #: app label -> last applied migration name (None: none applied).
-    state: dict[str, str | None]
-    #: ``app.name`` of every migration ``migrate`` would apply.
-    pending: list[str]
-    #: Migrations to unapply to reach the requested target, newest first,
-    #: each with the operations that cannot be reversed (empty when reversible).
-    backward: list[dict[str, Any]] = field(default_factory=list)
-    #: ``lint_plan``'s report of the pending migrations (summary, findings), when asked
-    #: for and the release's django-cd has it.
-    lints: dict[str, Any] | None = None
-    #: ``app.name`` of applied migrations of the release's apps that its code does not
-    #: know: a newer release (or a dead deploy) applied them.
-    unknown: list[str] = field(default_factory=list)
-    #: app label -> the latest migration of the release's code.
-    leaves: dict[str, str] = field(default_factory=dict)
-
-    @property
-    def matches(self) -> bool:
-        """The database is exactly what the release's code expects."""
-        return not self.pending and not self.unknown
-
-    @property
-    def irreversible(self) -> list[str]:
-        """Backward migrations that block a migrate back, with why."""
-        return [
-            f"{m['name']} ({', '.join(m['irreversible'])} cannot be reversed)"
-            for m in self.backward
-            if m["irreversible"]
-        ]
+#: What ``probe`` returns: the release-side planner's report, parsed back.
+MigrationReport = DatabaseReport
 
 
 def probe(
@@ -72,14 +40,7 @@ def probe(
         raise StepFailed(
             step, "Reading the migration state of the database failed.", result.output
         )
-    return MigrationReport(
-        payload["state"],
-        payload["pending"],
-        payload["backward"],
-        payload["lints"],
-        payload["unknown"],
-        payload["leaves"],
-    )
+    return DatabaseReport.from_dict(payload)
 
 
 def _report(output: str) -> dict[str, Any] | None:
