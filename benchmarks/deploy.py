@@ -1,6 +1,6 @@
 """Deploy and rollback wall times, django-cd against a naive script, in one run.
 
-    .venv/bin/python benchmarks/deploy.py [--repeat 5]
+    .venv/bin/python benchmarks/deploy.py [--repeat 7] [--migrations 200]
 
 A scratch git repository of the sample project is deployed two ways, each
 to its own SQLite database and gunicorn on a free loopback port:
@@ -14,7 +14,9 @@ Each repetition commits a code-only change, then times both (alternating
 which goes first) from start until the new code answers over HTTP. Then
 ``manage.py rollback --to`` is timed from command start until the old
 release answers. Medians over the repetitions; results go to stdout as the
-Markdown table BENCHMARKS.md holds.
+Markdown table BENCHMARKS.md holds. ``--migrations N`` first adds N applied
+(no-op SQL) migrations to the sample's notes app: a project with a long history,
+where even "nothing to migrate" costs a graph load.
 """
 
 from __future__ import annotations
@@ -139,13 +141,40 @@ def set_title(project: Project, title: str) -> None:
     commit_all(project.repo, title)
 
 
+MIGRATION = """from django.db import migrations
+
+
+class Migration(migrations.Migration):
+    dependencies = [("notes", "{parent}")]
+    operations = [migrations.RunSQL("SELECT 1", "SELECT 1")]
+"""
+
+
+def add_migrations(project: Project, count: int) -> None:
+    """``count`` more (applied once, by the warm-up) migrations in the notes app."""
+    directory = project.repo / "sampleproject" / "notes" / "migrations"
+    parent = "0002_note_author_pinned"
+    for number in range(3, count + 3):
+        name = f"{number:04d}_step"
+        (directory / f"{name}.py").write_text(MIGRATION.format(parent=parent))
+        parent = name
+    (directory / "version.txt").write_text(parent + "\n")
+    commit_all(project.repo, f"{count} more migrations")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=7)
-    repeat = parser.parse_args().repeat
+    parser.add_argument(
+        "--migrations", type=int, default=0, help="add this many migrations to the sample first"
+    )
+    options = parser.parse_args()
+    repeat = options.repeat
 
     base = Path(tempfile.mkdtemp(prefix="django-cd-bench-"))
     project = Project(base)
+    if options.migrations:
+        add_migrations(project, options.migrations)
     naive = NaiveSite(base, project.repo)
     load_before = os.getloadavg()
     steps: dict[str, list[float]] = {}
@@ -204,7 +233,9 @@ def main() -> None:
     exits = [e for _, e in rollbacks]
     back_ratios = [a / nv for a, nv in zip(answers, naive_rollback_times, strict=True)]
     load = f"load average {load_before[0]:.2f} before, {load_after[0]:.2f} after (1 min)"
-    print(f"repetitions: {repeat}; python {sys.version.split()[0]}; {os.cpu_count()} CPUs; {load}")
+    extra = f"; {options.migrations} extra migrations" if options.migrations else ""
+    python = sys.version.split()[0]
+    print(f"repetitions: {repeat}; python {python}; {os.cpu_count()} CPUs; {load}{extra}")
     print()
     print("| measure | django-cd | naive script | ratio (per pair) |")
     print("|---|---|---|---|")
