@@ -12,6 +12,7 @@ from __future__ import annotations
 import grp
 import re
 import shlex
+import signal
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import cache
@@ -64,6 +65,8 @@ ENVIRONMENT_DEFAULTS: dict[str, Any] = {
     "server": {"type": "none"},
     "strategy": "parallel",
     "backup": "auto",
+    # pg_dump's compression level for the deploy's backups (0-9); None: pg_dump's own.
+    "backup_compression": None,
     "manage": "manage.py",
     "requirements": "requirements.txt",
     "deploy_window": None,
@@ -87,6 +90,9 @@ ENVIRONMENT_DEFAULTS: dict[str, Any] = {
     # Smoke test options and the watch after a switch (django_cd.smoke, docs/smoketest.md).
     "smoke": {},
     "watch": {},
+    # Role processes deployed with each release (workers, schedulers, daemons): role name ->
+    # command, or a dict of PROCESS_DEFAULTS (django_cd.pipeline.processes, docs/deploy.md).
+    "processes": {},
 }
 REQUIRED_FIELDS = ("settings", "root")
 
@@ -120,7 +126,7 @@ class Server:
 #: The deploy steps of the engine, in order (``django_cd.pipeline.deploy``).
 BUILT_IN_STEPS = (
     "upload", "venv", "check", "clean_pyc", "collectstatic", "serve_check", "plan", "backup",
-    "migrate", "switch", "reload", "smoke", "finish",
+    "migrate", "switch", "reload", "processes", "smoke", "finish",
 )  # fmt: skip
 #: Default deploy steps a project may replace (its own ``run``) or skip.
 REPLACEABLE_STEPS = ("check", "clean_pyc", "collectstatic")
@@ -153,6 +159,37 @@ class Step:
     skip: bool = False
 
 
+#: The keys of one role process, and their defaults (``command`` is required).
+PROCESS_DEFAULTS: dict[str, Any] = {
+    "command": None,
+    # Asks the process to stop; after stop_timeout seconds it gets KILL.
+    "stop_signal": "TERM",
+    "stop_timeout": 10,
+    # Sent instead of a restart when the process already runs the release; None: none.
+    "reload_signal": None,
+    # Seconds the new process must stay alive to count as started.
+    "settle": 3,
+}
+ROLE_NAME_RE = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
+
+
+@dataclass(frozen=True)
+class Process:
+    """A role process (``worker``, ``scheduler``, ...) run from each release.
+
+    ``command`` starting with ``manage.py`` runs the release's own; any other
+    runs in the release directory with the release's virtualenv first on PATH.
+    Signals are names without ``SIG`` (``TERM``, ``HUP``).
+    """
+
+    name: str
+    command: tuple[str, ...]
+    stop_signal: str = "TERM"
+    stop_timeout: float = 10.0
+    reload_signal: str | None = None
+    settle: float = 3.0
+
+
 @dataclass(frozen=True)
 class Environment:
     """One deploy target (``staging``, ``live``, ...), built from ``DJANGO_CD``."""
@@ -181,6 +218,10 @@ class Environment:
     instances: Mapping[str, Any] | None = None
     smoke: Mapping[str, Any] = field(default_factory=dict)
     watch: Mapping[str, Any] = field(default_factory=dict)
+    #: pg_dump's compression level (0-9) for the deploy's backups; None: its default.
+    backup_compression: int | None = None
+    #: Role processes (workers, schedulers) deployed with each release (issue 14 §7).
+    processes: tuple[Process, ...] = ()
 
     @property
     def strict(self) -> bool:
@@ -274,6 +315,7 @@ def _build_environment(name: str, definition: Mapping[str, Any]) -> Environment:
         server=Server(type=server_type, options=server),
         strategy=values["strategy"],
         backup=values["backup"],
+        backup_compression=values["backup_compression"],
         manage=values["manage"],
         requirements=values["requirements"],
         deploy_window=values["deploy_window"],
@@ -289,7 +331,27 @@ def _build_environment(name: str, definition: Mapping[str, Any]) -> Environment:
         steps=tuple(_build_step(step) for step in values["steps"]),
         smoke=dict(values["smoke"]),
         watch=dict(values["watch"]),
+        processes=tuple(_build_process(n, d) for n, d in values["processes"].items()),
     )
+
+
+def _build_process(name: str, definition: str | Mapping[str, Any]) -> Process:
+    values = {**PROCESS_DEFAULTS, **(definition if isinstance(definition, Mapping) else {})}
+    command = definition if isinstance(definition, str) else values["command"]
+    return Process(
+        name=name,
+        command=tuple(shlex.split(command)),
+        stop_signal=_signal_name(values["stop_signal"]),
+        stop_timeout=float(values["stop_timeout"]),
+        reload_signal=_signal_name(values["reload_signal"]) if values["reload_signal"] else None,
+        settle=float(values["settle"]),
+    )
+
+
+def _signal_name(name: str) -> str:
+    """``"SIGterm"`` -> ``"TERM"``."""
+    upper = name.upper()
+    return upper[3:] if upper.startswith("SIG") else upper
 
 
 def _build_step(step: Mapping[str, Any]) -> Step:
@@ -526,6 +588,16 @@ def _validate_environment(
                 f"Use one of {', '.join(BACKUP_POLICIES)}.",
             )
         )
+    level = values["backup_compression"]
+    if level is not None and (type(level) is not int or not 0 <= level <= 9):
+        problems.append(
+            Problem(
+                "django_cd.E019",
+                f"{where}: backup_compression {level!r} is not a compression level.",
+                "Use an integer from 0 (none, fastest) to 9 (smallest), or None for "
+                "pg_dump's default.",
+            )
+        )
     for key in ("manage", "requirements"):
         if not isinstance(values[key], str) or not values[key] or values[key].startswith("/"):
             bad(key, "a path relative to the repository root")
@@ -561,6 +633,7 @@ def _validate_environment(
     problems += _validate_hooks(where, values["smoke_checks"])
     problems += _validate_inherit_env(where, values["inherit_env"])
     problems += _validate_steps(where, values["steps"])
+    problems += _validate_processes(where, values["processes"])
     problems += _not_enforced_yet(where, env)
     return problems
 
@@ -664,6 +737,87 @@ def _validate_step(where: str, step: Mapping[str, Any], earlier: list[str]) -> l
             "Use 'always' or 'first_deploy' (only while the environment has no release).",
         )
     return []
+
+
+def _validate_processes(where: str, processes: Any) -> list[Problem]:
+    """Role processes (django_cd.E170-E174): every value checked before a deploy runs."""
+    example = (
+        "e.g. {'worker': 'manage.py rqworker default', 'alerts': {'command': "
+        "'manage.py sendalerts', 'stop_timeout': 10}} (docs/deploy.md)."
+    )
+    if not isinstance(processes, Mapping):
+        return [
+            Problem(
+                "django_cd.E170",
+                f"{where}: 'processes' must be a dict of role name -> command, "
+                f"not {type(processes).__name__}.",
+                f"Give each role process a name and a command, {example}",
+            )
+        ]
+    problems: list[Problem] = []
+    for name, definition in processes.items():
+        at = f"{where}: process {name!r}"
+        if not isinstance(name, str) or not ROLE_NAME_RE.match(name):
+            problems.append(
+                Problem(
+                    "django_cd.E171",
+                    f"{at}: the role name is not valid.",
+                    "Use lowercase letters, digits, '-' and '_', starting with a letter "
+                    "(at most 32), e.g. 'worker': it names the process's log and state files.",
+                )
+            )
+            continue
+        problems += _validate_process(at, definition, example)
+    return problems
+
+
+def _validate_process(at: str, definition: Any, example: str) -> list[Problem]:
+    def problem(number: str, message: str, hint: str) -> list[Problem]:
+        return [Problem(f"django_cd.E{number}", f"{at} {message}", hint)]
+
+    if isinstance(definition, str):
+        definition = {"command": definition}
+    if not isinstance(definition, Mapping):
+        return problem("172", "must be a command string or a dict.", example)
+    unknown = [key for key in definition if key not in PROCESS_DEFAULTS]
+    if unknown:
+        return problem(
+            "172",
+            f"has unknown key(s) {', '.join(map(repr, unknown))}.",
+            f"A role process's keys are {', '.join(PROCESS_DEFAULTS)}.",
+        )
+    if not _splits(definition.get("command")):
+        return problem(
+            "172",
+            f"has a 'command' that is not a command line: {definition.get('command')!r}.",
+            "Give a command line with balanced quotes, e.g. 'manage.py rqworker default' "
+            "(the release's manage.py) or 'celery -A proj worker' (from the release's "
+            "virtualenv).",
+        )
+    found: list[Problem] = []
+    for key in ("stop_signal", "reload_signal"):
+        value = definition.get(key, PROCESS_DEFAULTS[key])
+        if value is None and key == "reload_signal":
+            continue
+        if not (
+            isinstance(value, str) and f"SIG{_signal_name(value)}" in signal.Signals.__members__
+        ):
+            found += problem(
+                "173",
+                f"has {key!r} {value!r}, which is not a signal name.",
+                "Use a name such as 'TERM', 'INT', 'QUIT', 'HUP' or 'USR1'"
+                + (", or None for no reload signal." if key == "reload_signal" else "."),
+            )
+    for key in ("stop_timeout", "settle"):
+        value = definition.get(key, PROCESS_DEFAULTS[key])
+        if not isinstance(value, int | float) or isinstance(value, bool) or value <= 0:
+            found += problem(
+                "174",
+                f"has {key!r} {value!r}: it must be a positive number of seconds.",
+                "E.g. 'stop_timeout': 10 (how long the process may take to stop before KILL), "
+                "'settle': 3 (how long a new process must stay alive to count as started).",
+            )
+    return found
 
 
 INHERIT_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\*?$")

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Start (or install, then start) the services the test suite talks to:
 # PostgreSQL on 127.0.0.1:5432 with trust auth for local connections, and
-# Debian's Chromium with its driver for the admin panel's browser test.
+# Debian's Chromium with its driver for the admin panel's browser test, and
+# Debian's OpenSSH server, which the SSH host tests start on loopback ports.
 set -euo pipefail
 
 if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1; then
@@ -11,6 +12,15 @@ if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null
     apt-get install -y -qq chromium chromium-driver >/dev/null
 fi
 echo "Chromium is ready: $(chromium --version 2>/dev/null | head -n 1)."
+
+if [ ! -x /usr/sbin/sshd ]; then
+    echo "Installing the OpenSSH server from Debian's packages..."
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    # The tests start their own sshd processes; no system service is needed.
+    apt-get install -y -qq openssh-server >/dev/null
+fi
+echo "sshd is ready: $(/usr/sbin/sshd -V 2>&1 | head -n 1)."
 
 pg_ready() { pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; }
 

@@ -64,8 +64,13 @@ class Project:
         envs: tuple[str, ...] = ("staging",),
         server: str = "gunicorn",
         venvs: Path | None = None,
+        processes: dict[str, Any] | None = None,
+        options: dict[str, Any] | None = None,
     ) -> None:
         self.server = server
+        self.processes = processes
+        #: More keys for every environment's definition (e.g. backup_compression).
+        self.options = options or {}
         self.repo = base / "repo"
         self.deploy_dir = base / "deploy"
         self.ports = {name: free_port() for name in envs}
@@ -117,6 +122,11 @@ class Project:
             }
             for name, port in self.ports.items()
         }
+        if self.processes is not None:  # issue 14 §7: role processes
+            for definition in envs.values():
+                definition["processes"] = self.processes
+        for definition in envs.values():
+            definition.update(self.options)
         (self.repo / "settings" / "cdtest.py").write_text(
             textwrap.dedent(
                 f"""\
@@ -174,6 +184,9 @@ class Project:
             for pidfile in (self.root(env) / "shared").glob("run/*.pid"):
                 with contextlib.suppress(ValueError, OSError):
                     os.kill(int(pidfile.read_text().strip()), signal.SIGTERM)
+            for state in (self.root(env) / "shared").glob("run/role-*.json"):  # role processes
+                with contextlib.suppress(ValueError, OSError, KeyError):
+                    os.kill(int(json.loads(state.read_text())["pid"]), signal.SIGKILL)
 
 
 def django_cd_config(project: Project) -> dict[str, Any]:

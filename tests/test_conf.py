@@ -238,6 +238,16 @@ def test_strategy_and_backup():
     assert errors[0].hint == "Use one of parallel, rolling, canary."
 
 
+@pytest.mark.parametrize("level", [-1, 10, "fast", 1.5, True])
+def test_backup_compression_is_a_level(level):
+    [error] = messages({"ENVIRONMENTS": {"staging": {**GOOD_ENV, "backup_compression": level}}})
+    assert error.id == "django_cd.E019"
+    assert error.msg == (
+        f"Environment 'staging': backup_compression {level!r} is not a compression level."
+    )
+    assert not messages({"ENVIRONMENTS": {"staging": {**GOOD_ENV, "backup_compression": 1}}})
+
+
 def test_required_pipeline_must_be_declared():
     [error] = messages({"ENVIRONMENTS": {"staging": {**GOOD_ENV, "required_pipelines": ["e2e"]}}})
     assert error.id == "django_cd.E017"

@@ -33,7 +33,7 @@ from tests.pipeline_support import (
 
 STEPS = [
     "upload", "venv", "check", "clean_pyc", "collectstatic", "serve_check", "plan", "backup",
-    "migrate", "switch", "reload", "smoke", "finish",
+    "migrate", "switch", "reload", "processes", "smoke", "finish",
 ]  # fmt: skip
 
 IRREVERSIBLE = """from django.db import migrations, models
@@ -75,6 +75,7 @@ def test_first_deploy(staging: Deployed) -> None:
     statuses = {s["name"]: s["status"] for s in data["steps"]}
     # A fresh git archive has no .pyc to clean: the step says so instead of running.
     assert statuses.pop("clean_pyc") == "skipped"
+    assert statuses.pop("processes") == "skipped"  # the environment has no role processes
     assert set(statuses.values()) == {"ok"}
     assert data["tag"] == "cd/staging/1"
     assert git(project.repo, "rev-list", "-n", "1", "cd/staging/1").strip() == commit
@@ -109,7 +110,7 @@ def test_dry_run_changes_nothing(staging: Deployed) -> None:
     assert after_gates(result.stdout) == [
         f"Dry run: deploy {commit} (Title: Notes board v2) to staging",
         f"  current release: {staging.release}",
-        "  steps: " + ", ".join(s for s in STEPS if s != "backup"),
+        "  steps: " + ", ".join(s for s in STEPS if s not in ("backup", "processes")),
         "  backup: no",
         "  environment (shared/.env): unchanged",
         "  migrations: none",
@@ -142,6 +143,38 @@ def test_code_only_deploy_reuses_the_venv(staging: Deployed) -> None:
     assert (status, served) == (200, release)
     assert "Notes board v2" in body
     assert sorted(p.name for p in (project.root("staging") / "venvs").iterdir()) == venvs
+
+
+def test_one_agent_answers_the_gates_and_unchanged_static_files_are_copied(
+    staging: Deployed,
+) -> None:
+    project = staging.project
+    css = project.repo / "sampleproject" / "notes" / "static" / "notes" / "board.css"
+    set_title(project, "Same static files")
+    code, data, _ = project.deploy()
+    assert code == 0
+    steps = {step["name"]: step for step in data["steps"]}
+    # The target gates ran in the new release, in its check step (no scratch release).
+    assert steps["check"]["detail"].startswith(
+        "gates settings, check, migrations, database, plan, disk, reload passed; check --deploy: "
+    )
+    assert steps["collectstatic"]["status"] == "skipped"
+    assert steps["collectstatic"]["detail"].startswith(
+        f"static inputs unchanged since {staging.release}: copied its "
+    )
+    root = project.root("staging") / "releases"
+    manifest = json.loads((root / data["release"] / "release.json").read_text())
+    before = json.loads((root / staging.release / "release.json").read_text())
+    assert manifest["static"]["fingerprint"] == before["static"]["fingerprint"]
+    assert get(project.url("staging"), "static/notes/board.css")[2] == css.read_text()
+
+    css.write_text(css.read_text() + "/* changed */\n")
+    commit_all(project.repo, "A static file changes")
+    code, data, _ = project.deploy()
+    assert code == 0
+    collect = next(step for step in data["steps"] if step["name"] == "collectstatic")
+    assert (collect["status"], collect["detail"].split()[1:3]) == ("ok", ["static", "files"])
+    assert get(project.url("staging"), "static/notes/board.css")[2].endswith("/* changed */\n")
 
 
 def test_committed_pyc_files_are_cleaned(staging: Deployed) -> None:

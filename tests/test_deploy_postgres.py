@@ -13,6 +13,7 @@ that commit and leaves the database at its schema, so any test runs alone.
 from __future__ import annotations
 
 import secrets
+import subprocess
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -95,7 +96,8 @@ def database() -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory: pytest.TempPathFactory, database: str) -> Iterator[Project]:
-    project = Project(tmp_path_factory.mktemp("postgres"))
+    # The backups at pg_dump's fastest level: every restore below reads one.
+    project = Project(tmp_path_factory.mktemp("postgres"), options={"backup_compression": 1})
     project.write_env_file(
         "staging", DATABASE_URL=f"postgres://postgres@127.0.0.1:5432/{database}"
     )
@@ -110,6 +112,10 @@ def first(project: Project, database: str) -> dict[str, Any]:
     """The first deploy: every migration, with a pg_dump backup first."""
     code, data, stderr = project.deploy()
     assert code == 0, stderr
+    listed = subprocess.run(
+        ["pg_restore", "--list", data["backup"]], capture_output=True, text=True, check=True
+    )
+    assert ";     Compression: 1\n" in listed.stdout
     with psycopg.connect(f"host=127.0.0.1 port=5432 user=postgres dbname={database}") as db:
         db.execute(
             "INSERT INTO notes_note (title, body, author, pinned, created_at) "

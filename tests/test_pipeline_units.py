@@ -265,6 +265,41 @@ def test_record_deployment_mirrors_a_history_entry(tmp_path: Path) -> None:
         call_command("record_deployment", file=str(source))
 
 
+@pytest.mark.django_db
+def test_record_deployment_catches_up_on_the_history_file(tmp_path: Path) -> None:
+    def entry(event: str, release: str, at: str, env: str = "live") -> dict[str, object]:
+        return {"event": event, "env": env, "status": "success", "release": release,
+                "at": at, "by": {"user": "deploy"}}  # fmt: skip
+
+    history_file = tmp_path / "history.jsonl"
+    lines = [
+        entry("deploy", "r1", "2026-11-21T01:00:00+00:00"),
+        {"event": "lock_broken", "env": "live", "at": "2026-11-21T01:30:00+00:00"},
+        entry("deploy", "r9", "2026-11-21T01:40:00+00:00", env="staging"),
+        {**entry("deploy", "r2", "2026-11-21T01:50:00+00:00"), "status": "refused"},
+        entry("rollback", "r0", "2026-11-21T02:00:00+00:00"),
+    ]
+    history_file.write_text("".join(json.dumps(line) + "\n" for line in lines) + "{cut short\n")
+    # The first entry was mirrored when it was made; the rollback's mirror was lost.
+    call_command("record_deployment", file=str(_entry_file(tmp_path, lines[0])))
+    out = StringIO()
+    call_command("record_deployment", history=str(history_file), env="live", stdout=out)
+    assert out.getvalue() == "Recorded 1 deployment(s).\n"
+    rows = list(Deployment.objects.order_by("at").values_list("action", "release"))
+    assert rows == [("deploy", "r1"), ("rollback", "r0")]
+    # Again: nothing is recorded twice.
+    call_command("record_deployment", history=str(history_file), env="live", stdout=out)
+    assert Deployment.objects.count() == 2
+    with pytest.raises(CommandError, match=r"^--history needs --env NAME\.$"):
+        call_command("record_deployment", history=str(history_file))
+
+
+def _entry_file(directory: Path, entry: dict[str, object]) -> Path:
+    path = directory / "entry.json"
+    path.write_text(json.dumps(entry))
+    return path
+
+
 def test_deployments_are_read_only_in_the_admin() -> None:
     admin = DeploymentAdmin(Deployment, AdminSite())
     request = RequestFactory().get("/")

@@ -206,7 +206,8 @@ def test_arrange_places_steps_in_declared_order() -> None:
     order = project_steps.arrange(env)
     assert [p.name for p in order] == [
         "upload", "venv", "c", "check", "clean_pyc", "collectstatic", "a", "d", "b",
-        "serve_check", "plan", "backup", "migrate", "e", "switch", "reload", "smoke", "finish",
+        "serve_check", "plan", "backup", "migrate", "e", "switch", "reload", "processes", "smoke",
+        "finish",
     ]  # fmt: skip
     assert [project_steps.describe(p) for p in order[4:6]] == [
         "clean_pyc (skipped)",

@@ -73,6 +73,9 @@ class Report:
         )
         if self.force_reason:
             gate = gate.forced(self.force_reason)
+        # One verdict a gate: a later look (the disk, once the release is unpacked)
+        # replaces the earlier one.
+        self.gates = [g for g in self.gates if g.name != gate.name]
         self.gates.append(gate)
         return gate
 
@@ -87,6 +90,17 @@ class Report:
             "commit": self.commit,
             "gates": [gate.as_dict() for gate in self.gates],
         }
+
+    def refusal(self) -> str:
+        """Each failed gate with what is wrong and what to do."""
+        failed = [g for g in self.gates if g.result == FAIL]
+        names = ", ".join(g.name for g in failed)
+        lines = [f"Predeploy gates failed ({names}): nothing was changed."]
+        for gate in failed:
+            lines.append(f"  {gate.name}: {gate.message}")
+            if gate.hint:
+                lines.append(f"    {gate.hint}")
+        return "\n".join(lines)
 
     def record(self) -> dict[str, Any]:
         """What a deploy records in its history entry and manifest."""

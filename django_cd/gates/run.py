@@ -40,8 +40,14 @@ def evaluate(
     force_reason: str | None = None,
     now: datetime | None = None,
     repository: Repository | None = None,
+    defer_target: bool = False,
 ) -> Report:
-    """Run the gates; nothing changes. ``ref`` None means :func:`default_ref`."""
+    """Run the gates; nothing changes. ``ref`` None means :func:`default_ref`.
+
+    ``defer_target``: leave out the target gates, which ``deploy`` asks of its new
+    release (``target.release_gates``) once the release is unpacked, under the lock,
+    so that one Django process serves the gates and the deploy.
+    """
     try:
         repo = repository or Repository.find(conf.get_config()["REPOSITORY"], base_dir())
         deploy_target = Target(env)
@@ -63,8 +69,11 @@ def evaluate(
         report.add(policy.window_gate(env, now or datetime.now(UTC)))
         report.add(policy.deployer_gate(env, report.deployer))
         report.add(source.secrets_gate(repo, env, commit))
-        for gate in target.target_gates(deploy_target, repo, commit):
-            report.add(gate)
+        if defer_target:  # room to unpack it, at least, before the deploy does
+            report.add(target.disk_gate(deploy_target, len(repo.archive(commit))))
+        else:
+            for gate in target.target_gates(deploy_target, repo, commit):
+                report.add(gate)
     except (PipelineError, NotARepository) as error:
         raise CannotEvaluate(str(error)) from None
     return report

@@ -116,32 +116,51 @@ def _venv(target: Target) -> str:
 
 
 def target_gates(target: Target, repo: Repository, commit: str) -> list[Gate]:
-    """settings, check, migrations, database, plan, disk, reload."""
-    secrets = target.secrets()
-    archive_size = len(repo.archive(commit))
+    """settings, check, migrations, database, plan, disk, reload, in a scratch release
+    (``predeploy``, ``deploy --dry-run``)."""
     # One Django process answers both questions asked of the new code (pipeline.agent).
     with scratch_release(target, repo, commit) as release, agents(target.host):
-        level = "WARNING" if target.env.strict else "ERROR"
-        code = PROBE_CODE % {"level": level, "marker": MARKER}
-        result = release.manage("shell", "-v", "0", "-c", code, timeout=300)
-        probe = Probe(_payload(result.output), mask(result.output, secrets))
-        gates = [_settings_gate(target, probe)]
-        if probe.data is None:
-            return gates
-        gates += [
-            _check_gate(target, probe.data["check"], level, secrets),
-            _makemigrations_gate(probe.data["makemigrations"], secrets),
-            _database_gate(target, probe.data["database"], secrets),
-        ]
-        report = None
-        if probe.data["database"].get("new"):
-            gates.append(ok("plan", "A new database: every migration runs."))
-        elif probe.data["database"]["ok"]:
-            report, plan = _plan_gate(target, release, secrets)
-            gates.append(plan)
-    gates.append(_disk_gate(target, archive_size, probe.data["database"], report))
+        return release_gates(target, release, len(repo.archive(commit))).gates
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The target gates, and what the deploy's ``check`` step reports from them."""
+
+    gates: list[Gate]
+    #: ``check --deploy``'s output (None when the settings did not import).
+    check_output: str | None
+
+
+def release_gates(
+    target: Target, release: Release, archive_size: int, *, unpacked: bool = False
+) -> Verdict:
+    """The target gates asked of ``release``: a scratch release, or the deploy's own new
+    release before anything else runs in it (its agent then serves the whole deploy)."""
+    secrets = target.secrets()
+    level = "WARNING" if target.env.strict else "ERROR"
+    code = PROBE_CODE % {"level": level, "marker": MARKER}
+    result = release.manage("shell", "-v", "0", "-c", code, timeout=300)
+    probe = Probe(_payload(result.output), mask(result.output, secrets))
+    gates = [_settings_gate(target, probe)]
+    if probe.data is None:
+        return Verdict(gates, None)
+    gates += [
+        _check_gate(target, probe.data["check"], level, secrets),
+        _makemigrations_gate(probe.data["makemigrations"], secrets),
+        _database_gate(target, probe.data["database"], secrets),
+    ]
+    report = None
+    if probe.data["database"].get("new"):
+        gates.append(ok("plan", "A new database: every migration runs."))
+    elif probe.data["database"]["ok"]:
+        report, plan = _plan_gate(target, release, secrets)
+        gates.append(plan)
+    gates.append(
+        disk_gate(target, archive_size, probe.data["database"], report, unpacked=unpacked)
+    )
     gates.append(_reload_gate(target))
-    return gates
+    return Verdict(gates, mask(probe.data["check"]["output"], secrets))
 
 
 def _payload(output: str) -> dict[str, Any] | None:
@@ -255,23 +274,32 @@ def _plan_gate(
     return report, warn("plan", f"{pending} Risky: {described}.", "Allowed here; live refuses it.")
 
 
-def _disk_gate(
+def disk_gate(
     target: Target,
     archive_size: int,
-    database: dict[str, Any],
-    report: migrations.MigrationReport | None,
+    database: dict[str, Any] | None = None,
+    report: migrations.MigrationReport | None = None,
+    *,
+    unpacked: bool = False,
 ) -> Gate:
-    backup = target.env.backup == "always" or (
-        target.env.backup == "auto" and (report is None or bool(report.pending))
+    """Room for the release and its static files, and for the backup when one is taken.
+
+    ``database`` None: before the new code ran (a deploy asks again in its release);
+    ``unpacked``: the release is on the disk already, its static files are not.
+    """
+    backup = database is not None and (
+        target.env.backup == "always"
+        or (target.env.backup == "auto" and (report is None or bool(report.pending)))
     )
-    db_size = database.get("size") if backup else 0
-    # The code twice over: the release itself and its collected static files.
-    needed = 2 * archive_size + (db_size or 0)
+    db_size = database.get("size") if database is not None and backup else 0
+    needed = (1 if unpacked else 2) * archive_size + (db_size or 0)
     where = _existing_parent(target.env.root)
     free = shutil.disk_usage(where).free
     summary = f"{free / MIB:.0f} MiB free at {where}; about {needed / MIB:.1f} MiB needed"
     if backup and db_size is None:
         summary += " (the backup's size is unknown for this database)"
+    if database is None:
+        summary += " (a backup's room is weighed in the new release)"
     if free < needed:
         return fail("disk", summary + ".", f"Free space on the filesystem of {target.env.root}.")
     return ok("disk", summary + ".")

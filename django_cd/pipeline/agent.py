@@ -29,7 +29,7 @@ from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from django_cd.agent import MARKER
-from django_cd.pipeline.host import CommandResult, Host
+from django_cd.pipeline.host import CommandResult, Host, Process
 
 if TYPE_CHECKING:
     from django_cd.pipeline.release import Release
@@ -42,6 +42,7 @@ AGENT_COMMANDS = frozenset(
         "check",
         "clean_pyc",
         "collectstatic",
+        "cdcollect",
         "cdplan",
         "shell",
         "migrate",
@@ -58,7 +59,7 @@ CLOSE_SECONDS = 5.0
 class Agent:
     """One running ``manage.py cdagent``."""
 
-    def __init__(self, host: Host, process: subprocess.Popen[bytes], scratch: str) -> None:
+    def __init__(self, host: Host, process: Process, scratch: str) -> None:
         self.host = host
         self.process = process
         self.scratch = scratch

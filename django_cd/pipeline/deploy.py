@@ -17,13 +17,14 @@ killed outright is found by the next command (``pipeline.journal``).
 from __future__ import annotations
 
 import io
+import json
 import posixpath
 import re
 import tarfile
 import time
 from collections.abc import Callable
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django_cd import conf
 from django_cd.flags import releases as flag_releases
@@ -34,12 +35,14 @@ from django_cd.pipeline import (
     journal,
     migrations,
     preflight,
+    processes,  # issue 14 §7: role processes
     project_steps,
     prune,
 )
 from django_cd.pipeline.agent import agents
 from django_cd.pipeline.errors import (
     PipelineError,
+    Refused,
     StepFailed,
     StepSkipped,
     describe_os_error,
@@ -55,6 +58,9 @@ from django_cd.pipeline.target import Target, base_dir
 from django_cd.pipeline.venv import ensure_venv
 from django_cd.pipeline.watch import watch_step  # issue 12: the watch after the switch
 from django_cd.smoke.config import watch_options
+
+if TYPE_CHECKING:
+    from django_cd.gates import Report
 
 STEP_NAMES = conf.BUILT_IN_STEPS
 
@@ -73,6 +79,7 @@ class Deploy:
         host: Host | None = None,
         repository: Repository | None = None,
         predeploy: dict[str, Any] | None = None,
+        gates: Report | None = None,
     ) -> None:
         self.target = Target(env, host) if host else Target(env)
         self.env, self.host, self.layout = env, self.target.host, self.target.layout
@@ -81,12 +88,16 @@ class Deploy:
         self.break_lock = break_lock
         self.on_step = on_step
         # The gates' verdicts, the deployer's identity and any --force reason (recorded).
-        self.predeploy = predeploy
+        self.predeploy = gates.record() if gates is not None else predeploy
+        # The gates evaluated so far; the target gates are asked of the new release in
+        # the check step, so one Django process serves them and the deploy.
+        self.gates = gates
         self.repo = repository or Repository.find(conf.get_config()["REPOSITORY"], base_dir())
         self.steps = project_steps.arrange(env)
         self.outcome = Outcome(action="deploy", env=env.name, url=self.target.url)
         # Whether the uploaded archive holds .pyc files (committed ones) for clean_pyc.
         self._archive_has_pyc = True
+        self._archive_size = 0
 
     # Source ---------------------------------------------------------------
 
@@ -147,6 +158,8 @@ class Deploy:
             for planned in self.steps
             if planned.name != "backup" or backup
         ]
+        if not self.env.processes:  # issue 14 §7: only when the environment has some
+            steps.remove("processes")
         if watch_options(self.env).seconds > 0:  # issue 12: the watch after smoke
             steps.insert(steps.index("smoke") + 1, "watch")
         return steps
@@ -209,7 +222,8 @@ class Deploy:
         finally:
             lock.release()
             outcome.seconds = time.monotonic() - started
-        outcome.warnings += announce(self.target, outcome)  # issue 12: never raises
+        if outcome.status != "refused":  # a refusal is not a deploy (as before the lock)
+            outcome.warnings += announce(self.target, outcome)  # issue 12: never raises
         return outcome
 
     def refuse(self, error: str, step: str) -> None:
@@ -289,11 +303,9 @@ class Deploy:
         )
         state.venv = venv.hash
         built_in: dict[str, Callable[[], str]] = {
-            "check": lambda: _check(release),
+            "check": lambda: self._check(release),
             "clean_pyc": lambda: self._clean_pyc(release),
-            "collectstatic": lambda: _manage_ok(
-                release, "collectstatic", ("collectstatic", "--noinput")
-            ),
+            "collectstatic": lambda: self._collectstatic(release, state),
             "serve_check": lambda: preflight.serve_check(release, self.target.server.wsgi),
         }
         self._run_steps(
@@ -341,7 +353,9 @@ class Deploy:
         assert state.before is not None
         pending = state.before.pending
         if self.env.backup == "always" or (self.env.backup == "auto" and pending):
-            state.backup = runner.run("backup", lambda: self.target.backup(release))
+            state.backup = runner.run(
+                "backup", lambda: self.target.backup(release, self.outcome.warnings)
+            )
             self.outcome.backup = state.backup
             assert state.journal is not None
             state.journal.note(backup=state.backup)
@@ -389,6 +403,7 @@ class Deploy:
     def _switch(self, runner: StepRunner, release: Release) -> None:
         runner.run("switch", lambda: self._switch_to(release.id))
         runner.run("reload", lambda: self.target.server.reload(release))
+        processes.restart_step(runner, self.target, release)  # issue 14 §7
         url = self.target.url
         if url:
             runner.run("smoke", lambda: self.target.check_serving(url, release.id))
@@ -400,6 +415,7 @@ class Deploy:
         assert self.outcome.commit is not None
         data = self.repo.archive(self.outcome.commit)
         self.host.extract_tar(data, release.path)
+        self._archive_size = len(data)
         with tarfile.open(fileobj=io.BytesIO(data)) as archive:
             self._archive_has_pyc = any(name.endswith(".pyc") for name in archive.getnames())
         self.host.write_text(
@@ -409,6 +425,54 @@ class Deploy:
         # Written now so the new release can name itself (X-Release) once it serves.
         self.layout.write_manifest(self.host, self._manifest(release, "preparing", _DeployState()))
         return f"{len(data) // 1024} KiB from {self.outcome.commit[:12]}"
+
+    def _check(self, release: Release) -> str:
+        """``check --deploy``; in a deploy that the gates let through so far, the target
+        gates asked of the new release (``check --deploy`` is one of them)."""
+        if self.gates is None:
+            return _check(release)
+        from django_cd.gates.target import release_gates
+
+        verdict = release_gates(self.target, release, self._archive_size, unpacked=True)
+        for gate in verdict.gates:
+            self.gates.add(gate)
+        self.predeploy = self.gates.record()
+        if not self.gates.ok:
+            raise Refused(self.gates.refusal())
+        # The gates' warnings first: the line may be cut to the terminal's width.
+        warned = [f"{g.name} warns: {g.message}" for g in verdict.gates if g.result == "warn"]
+        passed = ", ".join(g.name for g in verdict.gates if g.result != "warn")
+        checked = describe_check_issues(verdict.check_output or "")
+        return "; ".join([*warned, f"gates {passed} passed", f"check --deploy: {checked}"])
+
+    def _collectstatic(self, release: Release, state: _DeployState) -> str:
+        """``collectstatic``, or a copy of the previous release's collection when the
+        static inputs did not change (``django_cd.static``)."""
+        args = ["cdcollect", "--release", release.path]
+        previous = self.outcome.previous
+        manifest = self.layout.read_manifest(self.host, previous) if previous else {}
+        recorded = manifest.get("static")
+        if isinstance(recorded, dict) and recorded.get("root"):
+            args += ["--previous-root", str(recorded["root"])]
+        result = release.manage(*args)
+        if not result.ok and "Unknown command" in result.output:  # a release without it
+            return _manage_ok(release, "collectstatic", ("collectstatic", "--noinput"))
+        if not result.ok:
+            raise StepFailed(
+                "collectstatic", "manage.py collectstatic --noinput failed.", result.output
+            )
+        lines = result.output.strip().splitlines()
+        try:
+            answer = json.loads(lines[-1])
+        except (IndexError, ValueError):
+            raise StepFailed("collectstatic", "cdcollect gave no answer.", result.output) from None
+        state.static = {"fingerprint": answer["fingerprint"], "root": answer["root"]}
+        if answer["reused"] is not None:
+            raise StepSkipped(
+                f"static inputs unchanged since {previous}: copied its {answer['reused']} "
+                "collected file(s)"
+            )
+        return lines[-2] if len(lines) > 1 else "collected"
 
     def _clean_pyc(self, release: Release) -> str:
         if not self._archive_has_pyc:
@@ -460,7 +524,13 @@ class Deploy:
                     f"The previous release {previous} serves again but fails the check: "
                     f"{check_error}"
                 )
-        outcome.status = "rolled_back" if state.switched else "failed"
+        outcome.status = (
+            "rolled_back"
+            if state.switched
+            else "refused"
+            if isinstance(error, Refused)
+            else "failed"
+        )
         if release is not None and complete:
             try:
                 self.host.remove(release.path)
@@ -479,9 +549,11 @@ class Deploy:
         if previous is None:
             undo.run("switch", lambda: self._remove_current())
             undo.run("reload", lambda: self.target.server.stop())
+            processes.restart_step(undo, self.target, None, quiet=True)  # issue 14 §7
             return
         undo.run("switch", lambda: self._switch_to(previous))
         undo.run("reload", lambda: self.target.server.reload(self.target.release(previous)))
+        processes.restart_step(undo, self.target, self.target.release(previous), quiet=True)
 
     def _remove_current(self) -> str:
         self.host.remove(self.layout.current)
@@ -569,6 +641,7 @@ class Deploy:
             ),
             "tag": outcome.tag,
             "flags": state.flags,
+            "static": state.static,
             "steps": [step.as_dict() for step in outcome.steps],
             "predeploy": self.predeploy,
         }
@@ -608,6 +681,7 @@ class _DeployState:
         self.switched = False
         self.journal: Journal | None = None
         self.flags: dict[str, Any] | None = None
+        self.static: dict[str, Any] | None = None
 
 
 def _failure(error: BaseException, runner: StepRunner) -> tuple[str, str, str]:

@@ -18,6 +18,13 @@ class StepFailed(PipelineError):
         self.output = output
 
 
+class Refused(StepFailed):
+    """The predeploy gates asked of the new release failed: the deploy is refused."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__("predeploy", message)
+
+
 class StepSkipped(Exception):
     """Raised by a step that finds nothing to do; recorded as skipped, with the reason."""
 

@@ -1,7 +1,7 @@
 """Where releases live and commands run: a ``Host``.
 
-``LocalHost`` is this machine. An SSH host (through Fabric) implements the
-same methods later; the engine only talks to a host through them.
+``LocalHost`` is this machine; ``SSHHost`` (``pipeline.ssh``, through Fabric)
+is another one. The engine only talks to a host through these methods.
 """
 
 from __future__ import annotations
@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
-import hashlib
 import io
 import os
 import shutil
@@ -24,19 +23,13 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
+from django_cd.pipeline import digest
 from django_cd.pipeline.files import Privacy
 
 if TYPE_CHECKING:
     from django_cd.pipeline.agent import AgentPool
-
-# Files that differ between identical trees and must not change a content hash.
-#: Directories a tree digest never walks into: caches, virtualenvs, build output.
-_IGNORED_PARTS = frozenset(
-    {"__pycache__", ".git", ".hg", ".venv", "venv", ".tox", ".nox", "node_modules",
-     ".mypy_cache", ".ruff_cache", ".pytest_cache", "build", "dist"}
-)  # fmt: skip
 
 #: What the engine's commands (and the app servers they start) create files with:
 #: group-readable at most, nothing for others (logs hold tracebacks, backups hold data).
@@ -76,6 +69,34 @@ class CommandResult:
         return self.returncode == 0
 
 
+class ProcessInput(Protocol):
+    def write(self, data: bytes, /) -> int: ...
+    def flush(self) -> None: ...
+    def close(self) -> None: ...
+
+
+class ProcessOutput(Protocol):
+    def fileno(self) -> int: ...
+    def close(self) -> None: ...
+
+
+class Process(Protocol):
+    """A process started by ``Host.spawn``: the part of ``subprocess.Popen`` the engine
+    uses. ``stdout`` is a real file descriptor (a pipe), read with ``os.read``."""
+
+    @property
+    def pid(self) -> int: ...
+    @property
+    def returncode(self) -> int | None: ...
+    @property
+    def stdin(self) -> ProcessInput | None: ...
+    @property
+    def stdout(self) -> ProcessOutput | None: ...
+    def poll(self) -> int | None: ...
+    def wait(self, timeout: float | None = None) -> int: ...
+    def kill(self) -> None: ...
+
+
 class Host(ABC):
     """A machine that holds an environment's releases."""
 
@@ -101,9 +122,7 @@ class Host(ABC):
         """Run ``argv``; never raises for a failing command, only reports it."""
 
     @abstractmethod
-    def spawn(
-        self, argv: Sequence[str], *, cwd: str, env: Mapping[str, str]
-    ) -> subprocess.Popen[bytes]:
+    def spawn(self, argv: Sequence[str], *, cwd: str, env: Mapping[str, str]) -> Process:
         """Start ``argv`` with pipes to its stdin and its combined stdout and stderr;
         like ``run``, it dies with the command that started it."""
 
@@ -387,19 +406,7 @@ class LocalHost(Host):
             archive.extractall(dest, filter="data")
 
     def tree_digest(self, path: str, *, tracked: bool = False) -> str:
-        base = Path(path)
-        files = _tracked_files(base) if tracked and base.is_dir() else None
-        if files is None:
-            files = [base] if base.is_file() else _walk_files(base)
-        digest = hashlib.sha256()
-        for file in files:
-            relative = file.relative_to(base).as_posix() if file != base else file.name
-            try:
-                content = file.read_bytes()
-            except FileNotFoundError:  # tracked, but deleted in the working tree
-                content = b"(deleted)"
-            digest.update(relative.encode() + b"\0" + content + b"\0")
-        return digest.hexdigest()
+        return digest.tree_digest(path, tracked=tracked)
 
     def make_temp_dir(self) -> str:
         return tempfile.mkdtemp(prefix="django-cd-")
@@ -419,33 +426,6 @@ class LocalHost(Host):
         except ProcessLookupError:
             return False
         return True
-
-
-def _walk_files(base: Path) -> list[Path]:
-    """Every file under ``base``, sorted, without descending into ``_IGNORED_PARTS``."""
-    found = []
-    for directory, subdirectories, files in os.walk(base):
-        subdirectories[:] = [
-            d for d in subdirectories if d not in _IGNORED_PARTS and not d.endswith(".egg-info")
-        ]
-        found += [Path(directory, f) for f in files if not f.endswith((".pyc", ".pyo"))]
-    return sorted(found)
-
-
-def _tracked_files(base: Path) -> list[Path] | None:
-    """The files git tracks under ``base``; None when ``base`` is not in a work tree."""
-    try:
-        listed = subprocess.run(
-            ["git", "-C", str(base), "ls-files", "-z", "--cached", "--", "."],
-            capture_output=True,
-            timeout=60,
-            check=False,
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    if listed.returncode != 0:
-        return None
-    return sorted(base / name for name in listed.stdout.decode().split("\0") if name)
 
 
 def _unlink_quietly(path: str) -> None:
@@ -471,4 +451,4 @@ def _is_zombie(pid: int) -> bool:
         return False
 
 
-__all__ = ["CommandResult", "Host", "LocalHost"]
+__all__ = ["CommandResult", "Host", "LocalHost", "Process"]

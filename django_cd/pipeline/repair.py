@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django_cd import conf
-from django_cd.pipeline import consistency, history, journal, migrations
+from django_cd.pipeline import consistency, history, journal, migrations, processes
 from django_cd.pipeline.agent import agents
 from django_cd.pipeline.deploy import _failure
 from django_cd.pipeline.errors import PipelineError, StepFailed
@@ -209,6 +209,8 @@ class Repair:
             runner.run("database", lambda: self._database(plan))
             runner.run("switch", lambda: self._switch(plan.goal))
             runner.run("reload", lambda: self._reload(plan.goal))
+            goal_release = self._release(plan.goal) if plan.goal else None
+            processes.restart_step(runner, self.target, goal_release, quiet=True)  # issue 14 §7
             url = self.target.url
             if url and plan.goal:
                 goal = plan.goal

@@ -22,7 +22,7 @@ from typing import Any
 from django_cd import conf
 from django_cd.flags import releases as flag_releases
 from django_cd.monitoring import announce  # issue 12: notifications, Sentry, StatsD
-from django_cd.pipeline import history, journal, migrations, rollback_order
+from django_cd.pipeline import history, journal, migrations, processes, rollback_order
 from django_cd.pipeline.agent import agents
 from django_cd.pipeline.deploy import _failure
 from django_cd.pipeline.errors import PipelineError, StepFailed, describe_os_error
@@ -171,6 +171,7 @@ class Rollback:
             switched = True
             runner.run("switch", lambda: self._switch_to(target))
             runner.run("reload", lambda: self.target.server.reload(self.target.release(target)))
+            processes.restart_step(runner, self.target, self.target.release(target), quiet=True)
             if after_switch is not None:
                 # Only additions to undo: the old code already serves on the newer schema.
                 runner.run("database", after_switch)
@@ -335,6 +336,7 @@ class Rollback:
         try:
             undo.run("switch", lambda: self._switch_to(current))
             undo.run("reload", lambda: self.target.server.reload(self.target.release(current)))
+            processes.restart_step(undo, self.target, self.target.release(current), quiet=True)
         except StepFailed as error:
             outcome.warnings.append(f"Switching back to {current} failed: {error}")
             return False

@@ -502,7 +502,10 @@ class GunicornServer(ManagedServer):
             raise
         self._terminate(old)
         # The new master ignores the next USR2 until it has noticed that its parent
-        # is gone and taken over the pid file: the handover ends there.
+        # is gone and taken over the pid file: the handover ends there. It looks once
+        # per turn of its main loop, which waits up to a second for a signal; SIGCHLD
+        # (it only reaps exited workers) starts the next turn now.
+        self.host.signal(new, signal.SIGCHLD)
         if self._wait_pidfile(pidfile, exclude=old) != new:
             raise StepFailed(
                 "reload",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django_cd.pipeline import consistency, journal
+from django_cd.pipeline import consistency, journal, processes
 from django_cd.pipeline.target import Target
 
 
@@ -40,6 +40,7 @@ def environment_status(target: Target, *, database: bool = True) -> dict[str, An
         report["database"] = consistency.check(target).as_dict()
     server = target.server.status()
     report["server"] = {"running": server.running, "pid": server.pid, "detail": server.detail}
+    report["processes"] = processes.RoleProcesses(target).status()  # issue 14 §7
     return report
 
 
@@ -87,4 +88,5 @@ def problems(report: dict[str, Any]) -> list[str]:
         found.append(
             f"The database could not be compared with the current release: {database['error']}"
         )
+    found += processes.problems(report.get("processes") or [], report["current"])
     return found

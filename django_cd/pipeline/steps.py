@@ -8,7 +8,13 @@ from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any, TypeVar
 
-from django_cd.pipeline.errors import PipelineError, StepFailed, StepSkipped, describe_os_error
+from django_cd.pipeline.errors import (
+    PipelineError,
+    Refused,
+    StepFailed,
+    StepSkipped,
+    describe_os_error,
+)
 from django_cd.pipeline.secrets import mask
 
 OUTPUT_TAIL_LINES = 40
@@ -105,6 +111,9 @@ class StepRunner:
             self.running = None
             self._record(name, "skipped", started, str(skipped))
             return str(skipped)
+        except Refused as refused:  # the deploy was refused, not a step failed
+            self._record(name, "failed", started, str(refused))
+            raise Refused(self.mask(str(refused))) from None
         except StepFailed as error:
             self._record(name, "failed", started, str(error))
             raise StepFailed(name, self.mask(str(error)), self.mask(tail(error.output))) from None

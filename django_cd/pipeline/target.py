@@ -85,13 +85,23 @@ class Target:
     def backup_path(self, release_id: str) -> str:
         return posixpath.join(self.layout.backups, f"{release_id}.dump")
 
-    def backup(self, release: Release) -> str:
-        """Back up the database with django-dbbackup, named after ``release``."""
+    def backup(self, release: Release, warnings: list[str] | None = None) -> str:
+        """Back up the database with django-dbbackup, named after ``release``; a note on
+        a ``backup_compression`` the database's dump cannot take goes to ``warnings``."""
         path = self.backup_path(release.id)
-        result = release.manage("dbbackup", "--noinput", "-d", "default", "-O", path)
+        level = self.env.backup_compression
+        if level is None:
+            result = release.manage("dbbackup", "--noinput", "-d", "default", "-O", path)
+        else:  # the same dump, at the level asked for (cdbackup)
+            result = release.manage("cdbackup", "--output", path, "--compression", str(level))
         if not result.ok:
             raise StepFailed("backup", "The database backup (dbbackup) failed.", result.output)
         self.host.set_mode(path, BACKUP_MODE)
+        if level is not None and "not applied" in result.output and warnings is not None:
+            warnings.append(
+                f"backup_compression {level} applies only to PostgreSQL (pg_dump) backups: "
+                "this database's dump was written uncompressed. Remove the setting."
+            )
         return path
 
     def restore(self, release: Release, path: str, step: str) -> str:
@@ -146,9 +156,10 @@ class Target:
         )
 
     def record(self, entry: dict[str, Any], mirror_with: Release | None = None) -> str | None:
-        """Write ``entry`` to history.jsonl, then mirror it into the target's database,
-        with the serving release's code, or ``mirror_with``'s (one whose code fits the
-        database as well, and whose agent already runs).
+        """Write ``entry`` to history.jsonl, then mirror what the target's database lacks
+        of it (this entry, and any earlier one whose mirror was lost), with the serving
+        release's code, or ``mirror_with``'s (one whose code fits the database as well,
+        and whose agent already runs).
 
         Returns a warning when the mirror fails: the file is the source of truth.
         """
@@ -159,7 +170,17 @@ class Target:
             if current is None or not self.host.exists(self.layout.release(current)):
                 return None
             release = self.release(current)
-        result = release.manage("record_deployment", stdin=json.dumps(entry), timeout=120)
+        # Every entry the database lacks, this one and any whose mirror was lost.
+        result = release.manage(
+            "record_deployment",
+            "--history",
+            self.layout.history,
+            "--env",
+            self.env.name,
+            timeout=120,
+        )
+        if not result.ok and "--history" in result.output:  # a release from before it
+            result = release.manage("record_deployment", stdin=json.dumps(entry), timeout=120)
         if not result.ok:
             last = (result.output.strip().splitlines() or ["(no output)"])[-1]
             return "The deployment was not mirrored into the database: " + mask(

@@ -46,7 +46,9 @@ def print_table(command: BaseCommand, report: gates.Report) -> None:
     """gate | result | message, the hint under its gate, then a summary line."""
     commit = report.commit[:12] if report.commit else "?"
     command.stdout.write(f"Predeploy gates for {report.ref} ({commit}) to {report.env}:")
-    width = max(len("gate"), *(len(g.name) for g in report.gates))
+    # One width for every table, whichever gates it shows ("migrations" is the
+    # longest built-in name): a deploy's table before and after the target gates.
+    width = max(len("migrations"), *(len(g.name) for g in report.gates))
     command.stdout.write(f"  {'gate':<{width}}  result  message")
     style = {
         gates.OK: command.style.SUCCESS,
@@ -67,10 +69,4 @@ def print_table(command: BaseCommand, report: gates.Report) -> None:
 
 def refusal(report: gates.Report) -> CommandError:
     """The loud refusal: each failed gate with what is wrong and what to do."""
-    failed = [g for g in report.gates if g.result == gates.FAIL]
-    lines = [f"Predeploy gates failed ({', '.join(g.name for g in failed)}): nothing was changed."]
-    for gate in failed:
-        lines.append(f"  {gate.name}: {gate.message}")
-        if gate.hint:
-            lines.append(f"    {gate.hint}")
-    return CommandError("\n".join(lines), returncode=FAILED)
+    return CommandError(report.refusal(), returncode=FAILED)

@@ -1,8 +1,12 @@
 """``manage.py deploy --env=NAME``: gates, release, migrate, switch, reload, smoke check, tag.
 
 The predeploy gates run first (the same as ``manage.py predeploy``); a failed
-gate stops the deploy before anything changes. Without ``--ref``, an
-environment with ``promote_from`` gets the newest commit that passed it.
+gate stops the deploy before anything changes. The target gates (settings,
+check, migrations, database, plan, disk, reload) are asked of the new release,
+under the lock, before anything else runs in it: one Django process answers
+them and serves the deploy's own steps; a refusal there removes the unpacked
+release. Without ``--ref``, an environment with ``promote_from`` gets the
+newest commit that passed it.
 
 Exit status: 0 deployed; 1 refused, failed or rolled back (the message says which);
 2 the gates could not be evaluated.
@@ -62,6 +66,8 @@ class Command(BaseCommand):
             options["ref"],
             allow_dirty=options["allow_dirty"],
             force_reason=_gates.force_reason(options),
+            # A dry run asks them of a scratch release now; a deploy, of its release.
+            defer_target=not options["dry_run"],
         )
         if not as_json and verbosity >= 1:
             _gates.print_table(self, gates)
@@ -78,6 +84,7 @@ class Command(BaseCommand):
             deploy = Deploy(
                 env,
                 ref=gates.ref,
+                gates=None if options["dry_run"] else gates,
                 predeploy=gates.record(),
                 allow_dirty=options["allow_dirty"],
                 break_lock=options["break_lock"],
@@ -89,6 +96,12 @@ class Command(BaseCommand):
             if not as_json and verbosity >= 1:
                 self.stdout.write(f"Deploying {gates.ref} to {env.name} ({env.root})")
             outcome = deploy.run()
+        if outcome.status == "refused":  # by a target gate, asked of the new release
+            if as_json:
+                write_json(self.stdout, {"predeploy": gates.as_dict()})
+            elif verbosity >= 1:
+                _gates.print_table(self, gates)
+            raise _gates.refusal(gates)
         report(self, outcome, as_json=as_json, verbosity=verbosity)
 
     def _print_plan(self, plan: dict[str, Any], as_json: bool) -> None:

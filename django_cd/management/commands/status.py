@@ -13,6 +13,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from django_cd.management.commands._output import engine_errors, environment, write_json
 from django_cd.pipeline import Target
+from django_cd.pipeline.processes import describe_process
 from django_cd.pipeline.status import environment_status, problems
 
 
@@ -78,3 +79,5 @@ class Command(BaseCommand):
             for name in database["unknown"]:
                 write(f"    unknown: {name}")
         write(f"  server:      {report['server']['detail']}")
+        for row in report["processes"]:
+            write(f"  process:     {describe_process(row)}")
