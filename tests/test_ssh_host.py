@@ -413,6 +413,17 @@ def test_a_spawned_process_dies_with_the_connection(sshd: SSHServer, root: Path)
     assert wait_until(lambda: not LocalHost().pid_alive(process.pid))
 
 
+def test_a_connection_closed_at_once_leaves_no_process(sshd: SSHServer, root: Path) -> None:  # noqa: F811
+    # Closed as soon as the pid is known: sshd may exit before setpriv has asked for the
+    # death signal, and then the command must not start at all.
+    pids = []
+    for _ in range(8):
+        host = SSHHost(sshd.spec(root))
+        pids.append(host.spawn(["sleep", "60"], cwd="/", env={"SECRET": "s3cret"}).pid)
+        host.close()
+    assert wait_until(lambda: not any(LocalHost().pid_alive(pid) for pid in pids))
+
+
 # -- the guard ---------------------------------------------------------------------------
 
 

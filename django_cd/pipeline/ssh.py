@@ -65,6 +65,11 @@ _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 #: Run by ``sh FILE ARGV...`` under ``env -i``: exactly FILE's variables, then ARGV. dash
 #: exports a PWD of its own; one from FILE is kept.
 _LOAD_ENV = 'unset PWD; set -a; . "$1"; rm -f -- "$1"; shift; exec "$@"'
+#: Run by ``sh PPID FILE ARGV...`` under setpriv: ARGV, if the parent is still PPID (else
+#: the connection closed before the death signal was asked for: FILE is removed, no ARGV).
+_PARENT_CHECK = (
+    '[ "$PPID" = "$1" ] || { [ -z "$2" ] || rm -f -- "$2"; exit 129; }; shift 2; exec "$@"'
+)
 #: How long leaving a guard waits for the remote lock holder to exit.
 _GUARD_RELEASE_SECONDS = 10.0
 
@@ -192,8 +197,6 @@ class SSHHost(Host):
         """
         transport = self._transport()  # connected first: it finds setpriv
         command = " ".join(shlex.quote(arg) for arg in argv)
-        if self._setpriv is not None:
-            command = f"{shlex.quote(self._setpriv)} --pdeathsig KILL -- {command}"
         script = "echo $$; "
         preamble = b""
         if env is not None:
@@ -206,6 +209,15 @@ class SSHHost(Host):
             if odd:  # dash drops them from its environment: added after it
                 command = f"env {odd} {command}"
             command = f'env -i /bin/sh -c {shlex.quote(_LOAD_ENV)} sh "$f" {command}'
+        if self._setpriv is not None:
+            # The kernel sends the death signal only if sshd's session process dies
+            # after setpriv asked for it: the shell setpriv starts checks that its
+            # parent is still that process (a closed connection could win the race).
+            script += "p=$PPID; "
+            command = (
+                f"{shlex.quote(self._setpriv)} --pdeathsig KILL -- /bin/sh -c "
+                f'{shlex.quote(_PARENT_CHECK)} sh "$p" "${{f:-}}" {command}'
+            )
         script += f"umask {CHILD_UMASK:03o}; "
         if cwd is not None:
             script += f'cd -- {shlex.quote(cwd)} || {{ rm -f -- "${{f:-}}"; exit 127; }}; '
