@@ -4,7 +4,9 @@ freshly deployed scratch project for every test that wants one."""
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
+import shutil
 import signal
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -16,16 +18,38 @@ import pytest
 from tests.pipeline_support import Project
 
 
+def built_venvs(tmp_path_factory: pytest.TempPathFactory, server: str) -> Path:
+    """The release virtualenvs of a real first deploy of the sample project (with
+    ``server``'s requirements), built once per test run: the xdist workers share them,
+    the first to ask builds them while the others wait on a lock."""
+    shared = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        shared = shared.parent  # the run's directory, above each worker's
+    base = shared / f"venv-template-{server}"
+    with open(shared / f"venv-template-{server}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (base / "built").exists():
+            shutil.rmtree(base, ignore_errors=True)  # a build that failed half way
+            project = Project(base, server=server)
+            try:
+                code, _, stderr = project.deploy()
+                assert code == 0, stderr
+            finally:
+                project.stop_servers()
+            (base / "built").touch()
+    return base / "deploy" / "staging" / "venvs"
+
+
 @pytest.fixture(scope="session")
 def sample_venvs(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The sample project's release virtualenv, built once by a real first deploy."""
-    project = Project(tmp_path_factory.mktemp("venv-template"))
-    try:
-        code, _, stderr = project.deploy()
-        assert code == 0, stderr
-    finally:
-        project.stop_servers()
-    return project.root("staging") / "venvs"
+    """The sample project's release virtualenvs (gunicorn), for ``Project(venvs=...)``."""
+    return built_venvs(tmp_path_factory, "gunicorn")
+
+
+@pytest.fixture(scope="session")
+def uwsgi_venvs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The same with pyuwsgi (``Project(server="uwsgi")`` adds it to the requirements)."""
+    return built_venvs(tmp_path_factory, "uwsgi")
 
 
 @dataclass

@@ -16,6 +16,7 @@ import secrets
 import subprocess
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -95,9 +96,13 @@ def database() -> Iterator[str]:
 
 
 @pytest.fixture(scope="module")
-def project(tmp_path_factory: pytest.TempPathFactory, database: str) -> Iterator[Project]:
+def project(
+    tmp_path_factory: pytest.TempPathFactory, database: str, sample_venvs: Path
+) -> Iterator[Project]:
     # The backups at pg_dump's fastest level: every restore below reads one.
-    project = Project(tmp_path_factory.mktemp("postgres"), options={"backup_compression": 1})
+    project = Project(
+        tmp_path_factory.mktemp("postgres"), options={"backup_compression": 1}, venvs=sample_venvs
+    )
     project.write_env_file(
         "staging", DATABASE_URL=f"postgres://postgres@127.0.0.1:5432/{database}"
     )

@@ -84,11 +84,11 @@ def database() -> Iterator[str]:
 
 
 @pytest.fixture(scope="module")
-def project() -> Iterator[Project]:
+def project(sample_venvs: Path) -> Iterator[Project]:
     # Outside pytest's 0700 temp dir, so that "nobody cannot read it" is django-cd's doing.
     base = Path(tempfile.mkdtemp(prefix="django-cd-privacy-"))
     os.chmod(base, 0o755)
-    project = Project(base, envs=("staging", "vault"))
+    project = Project(base, envs=("staging", "vault"), venvs=sample_venvs)
     try:
         result = manage(project, "deploy", "--env=staging")
         assert result.returncode == 0, result.stdout + result.stderr

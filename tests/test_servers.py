@@ -61,8 +61,12 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def project(tmp_path_factory: pytest.TempPathFactory, home: Path) -> Iterator[Project]:
-    project = Project(tmp_path_factory.mktemp("servers"), envs=("staging", "other"))
+def project(
+    tmp_path_factory: pytest.TempPathFactory, home: Path, sample_venvs: Path
+) -> Iterator[Project]:
+    project = Project(
+        tmp_path_factory.mktemp("servers"), envs=("staging", "other"), venvs=sample_venvs
+    )
     try:
         for env in project.ports:
             code, _, stderr = deploy(project, home, env)

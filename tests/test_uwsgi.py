@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,8 +22,8 @@ WSGI = "sampleproject/notesboard/wsgi.py"
 
 
 @pytest.fixture(scope="module")
-def project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Project]:
-    project = Project(tmp_path_factory.mktemp("uwsgi"), server="uwsgi")
+def project(tmp_path_factory: pytest.TempPathFactory, uwsgi_venvs: Path) -> Iterator[Project]:
+    project = Project(tmp_path_factory.mktemp("uwsgi"), server="uwsgi", venvs=uwsgi_venvs)
     try:
         yield project
     finally:

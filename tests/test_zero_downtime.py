@@ -36,7 +36,8 @@ CLIENTS = 4  # of each kind: 4 with a new connection per request, 4 keep-alive
 def project(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Project]:
-    project = Project(tmp_path_factory.mktemp(request.param), server=request.param)
+    venvs = request.getfixturevalue(f"{'uwsgi' if request.param == 'uwsgi' else 'sample'}_venvs")
+    project = Project(tmp_path_factory.mktemp(request.param), server=request.param, venvs=venvs)
     try:
         code, _, stderr = project.deploy()
         assert code == 0, stderr

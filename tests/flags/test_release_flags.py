@@ -13,6 +13,7 @@ import json
 import os
 import subprocess
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,8 +22,8 @@ from tests.pipeline_support import Project, commit_all, current, get
 
 
 @pytest.fixture(scope="module")
-def project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Project]:
-    project = Project(tmp_path_factory.mktemp("flags"))
+def project(tmp_path_factory: pytest.TempPathFactory, sample_venvs: Path) -> Iterator[Project]:
+    project = Project(tmp_path_factory.mktemp("flags"), venvs=sample_venvs)
     try:
         code, _, stderr = project.deploy()
         assert code == 0, stderr

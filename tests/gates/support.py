@@ -27,12 +27,13 @@ class GatedProject(Project):
         live: dict[str, Any] | None = None,
         staging: dict[str, Any] | None = None,
         server: str = "none",
+        venvs: Path | None = None,
     ) -> None:
         self.fields = {
             "staging": staging or {},
             "live": {"promote_from": "staging", **(live or {})},
         }
-        super().__init__(base, envs=("staging", "live"), server=server)
+        super().__init__(base, envs=("staging", "live"), server=server, venvs=venvs)
 
     def _write_settings(self) -> None:
         envs = {

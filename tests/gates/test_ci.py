@@ -101,9 +101,11 @@ def run_steps(project: Project, env: dict[str, str], steps: list[tuple[str, str]
 
 
 @pytest.fixture
-def project(tmp_path):
+def project(tmp_path, sample_venvs):
     pipelines = {"required_pipelines": ["unit", "functional"]}
-    project = GatedProject(tmp_path, live=pipelines, staging=pipelines, server="gunicorn")
+    project = GatedProject(
+        tmp_path, live=pipelines, staging=pipelines, server="gunicorn", venvs=sample_venvs
+    )
     project.write_env_file("live", DJANGO_SECURE_SSL_REDIRECT=None)
     add_testing_template(project)  # the main build prunes old pull request instances
     yield project

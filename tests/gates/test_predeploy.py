@@ -41,8 +41,8 @@ def hint(stdout: str, gate: str) -> str:
 
 
 @pytest.fixture
-def project(tmp_path):
-    return GatedProject(tmp_path)
+def project(tmp_path, sample_venvs):
+    return GatedProject(tmp_path, venvs=sample_venvs)
 
 
 def test_all_gates_pass_table_exactly(project):
@@ -73,8 +73,11 @@ def test_all_gates_pass_table_exactly(project):
     # Nothing changed: no deploy root content beyond the .env the test wrote, no database.
     # (Django's FileBasedCache makes its directory, empty, when the target settings'
     # cache is first touched: the sample project keeps it in shared/cache.)
+    # (venvs/ holds the links to the session's virtualenvs the test made, not the gates.)
     found = sorted(
-        str(p.relative_to(project.root("staging"))) for p in project.root("staging").rglob("*")
+        str(p.relative_to(project.root("staging")))
+        for p in project.root("staging").rglob("*")
+        if p.relative_to(project.root("staging")).parts[0] != "venvs"
     )
     assert found == ["shared", "shared/.env", "shared/cache"]
     assert list((project.root("staging") / "shared" / "cache").iterdir()) == []

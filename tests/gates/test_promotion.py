@@ -13,8 +13,8 @@ from tests.gates.support import GatedProject
 from tests.pipeline_support import commit_all, current, history
 
 
-def test_live_takes_only_what_passed_staging(tmp_path):
-    project = GatedProject(tmp_path)
+def test_live_takes_only_what_passed_staging(tmp_path, sample_venvs):
+    project = GatedProject(tmp_path, venvs=sample_venvs)
     project.write_env_file("live", DJANGO_SECURE_SSL_REDIRECT=None)
     staged = project.head()
 
@@ -26,8 +26,9 @@ def test_live_takes_only_what_passed_staging(tmp_path):
         "CommandError: Predeploy gates failed (promotion): nothing was changed."
     )
     assert refused.stderr.splitlines()[1].startswith("  promotion: ")
-    # Only the refusal itself is recorded, for the audit trail.
-    assert sorted(p.name for p in project.root("live").iterdir()) == ["history.jsonl", "shared"]
+    # Only the refusal itself is recorded, for the audit trail (venvs/: the test's links).
+    made = sorted(p.name for p in project.root("live").iterdir() if p.name != "venvs")
+    assert made == ["history.jsonl", "shared"]
     [entry] = [json.loads(line) for line in (project.root("live") / "history.jsonl").open()]
     assert (entry["status"], entry["failed_step"]) == ("refused", "predeploy")
 
