@@ -61,9 +61,19 @@ ENVIRONMENT_DEFAULTS: dict[str, Any] = {
     "settings": None,
     "root": None,
     "hosts": ["local"],
+    # Issue 14: SSH hosts listed elsewhere, read again at each deploy (docs/hosts.md):
+    # a file of host entries, one per line, or a command that prints them.
+    "hosts_file": None,
+    "hosts_command": None,
+    # Options every SSH host entry gets unless it sets its own (key_file, python, ...).
+    "host_defaults": {},
+    # The host (its user@host[:port]) that backs up and migrates; None: the first.
+    "migration_host": None,
     "urls": [],
     "server": {"type": "none"},
     "strategy": "parallel",
+    # How rolling and canary deploys switch the fleet (ROLLOUT_DEFAULTS).
+    "rollout": {},
     "backup": "auto",
     # pg_dump's compression level for the deploy's backups (0-9); None: pg_dump's own.
     "backup_compression": None,
@@ -97,6 +107,9 @@ ENVIRONMENT_DEFAULTS: dict[str, Any] = {
 REQUIRED_FIELDS = ("settings", "root")
 
 STRATEGIES = ("parallel", "rolling", "canary")
+#: ``rollout``: hosts per batch of a rolling deploy (a number, or "25%" of the fleet),
+#: canary hosts switched first, and the seconds they must keep passing checks.
+ROLLOUT_DEFAULTS: dict[str, Any] = {"batch": 1, "canary": 1, "bake": 60}
 BACKUP_POLICIES = ("auto", "always", "never")
 
 #: Server types, and the keys each accepts besides ``type``.
@@ -191,6 +204,21 @@ class Process:
 
 
 @dataclass(frozen=True)
+class Rollout:
+    """How a ``rolling`` or ``canary`` deploy switches the fleet (``ROLLOUT_DEFAULTS``)."""
+
+    batch: int | str = 1
+    canary: int = 1
+    bake: float = 60.0
+
+    def batch_size(self, count: int) -> int:
+        """Hosts per batch in a fleet of ``count``: a number, or a share ("25%")."""
+        if isinstance(self.batch, str):
+            return max(1, count * int(self.batch.rstrip("%")) // 100)
+        return max(1, self.batch)
+
+
+@dataclass(frozen=True)
 class Environment:
     """One deploy target (``staging``, ``live``, ...), built from ``DJANGO_CD``."""
 
@@ -222,6 +250,11 @@ class Environment:
     backup_compression: int | None = None
     #: Role processes (workers, schedulers) deployed with each release (issue 14 §7).
     processes: tuple[Process, ...] = ()
+    hosts_file: str | None = None
+    hosts_command: str | None = None
+    host_defaults: Mapping[str, Any] = field(default_factory=dict)
+    migration_host: str | None = None
+    rollout: Rollout = field(default_factory=Rollout)
 
     @property
     def strict(self) -> bool:
@@ -235,7 +268,12 @@ class Environment:
     @property
     def is_local(self) -> bool:
         """True when every host is the machine running the command."""
-        return all(host == "local" for host in self.hosts)
+        return not self.listed_elsewhere and all(host == "local" for host in self.hosts)
+
+    @property
+    def listed_elsewhere(self) -> bool:
+        """True when the hosts come from ``hosts_file`` or ``hosts_command``."""
+        return bool(self.hosts_file or self.hosts_command)
 
     @property
     def url(self) -> str | None:
@@ -332,6 +370,11 @@ def _build_environment(name: str, definition: Mapping[str, Any]) -> Environment:
         smoke=dict(values["smoke"]),
         watch=dict(values["watch"]),
         processes=tuple(_build_process(n, d) for n, d in values["processes"].items()),
+        hosts_file=values["hosts_file"],
+        hosts_command=values["hosts_command"],
+        host_defaults=dict(values["host_defaults"]),
+        migration_host=values["migration_host"],
+        rollout=Rollout(**{**ROLLOUT_DEFAULTS, **values["rollout"]}),
     )
 
 
@@ -559,7 +602,11 @@ def _validate_environment(
         )
     else:
         for host in hosts:
-            if not isinstance(host, str) or not HOST_RE.match(host):
+            if isinstance(host, str) and host == "local":
+                continue
+            if not isinstance(host, str | Mapping) or (
+                isinstance(host, str) and not HOST_RE.match(host)
+            ):
                 bad("hosts", f"host names ('local' or 'user@host[:port]'), not {host!r}")
         duplicates = sorted({h for h in hosts if isinstance(h, str) and hosts.count(h) > 1})
         if duplicates:
@@ -634,7 +681,7 @@ def _validate_environment(
     problems += _validate_inherit_env(where, values["inherit_env"])
     problems += _validate_steps(where, values["steps"])
     problems += _validate_processes(where, values["processes"])
-    problems += _not_enforced_yet(where, env)
+    problems += _validate_fleet(where, env, values)
     return problems
 
 
@@ -876,20 +923,97 @@ def _validate_hooks(where: str, hooks: Any) -> list[Problem]:
     return problems
 
 
-def _not_enforced_yet(where: str, env: Mapping[str, Any]) -> list[Problem]:
-    """Settings that are accepted but do nothing yet say so instead of looking like safety."""
-    problems = []
-    strategy = env.get("strategy", "parallel")
-    if strategy in STRATEGIES and strategy != "parallel":
-        problems.append(
-            Problem(
-                "django_cd.W070",
-                f"{where}: strategy {strategy!r} is set but not enforced yet: every host "
-                "is deployed at once.",
-                "Remove 'strategy' (or set 'parallel') until rolling and canary deploys land.",
-            )
+def _validate_fleet(
+    where: str, env: Mapping[str, Any], values: Mapping[str, Any]
+) -> list[Problem]:
+    """The SSH hosts of an environment, where they are listed, and how they are rolled."""
+    from django_cd.pipeline.hostspec import HostSpec, HostSpecError
+
+    problems: list[Problem] = []
+
+    def problem(number: str, message: str, hint: str) -> None:
+        problems.append(Problem(f"django_cd.E{number}", f"{where}: {message}", hint))
+
+    defaults = values["host_defaults"]
+    if not isinstance(defaults, Mapping) or "host" in defaults:
+        problem(
+            "183",
+            "'host_defaults' must be a dict of host options (no 'host').",
+            "Give the options every SSH host shares, e.g. {'key_file': '~/.ssh/deploy'}.",
         )
+        defaults = {}
+    else:
+        try:
+            HostSpec.parse({"host": "user@defaults", **defaults})
+        except HostSpecError as error:
+            problem("183", f"host_defaults: {error}", "docs/hosts.md lists the host options.")
+            defaults = {}
+    hosts = values["hosts"] if isinstance(values["hosts"], list | tuple) else []
+    addresses: list[str] = []
+    for number, entry in enumerate(hosts):
+        if entry == "local" or not isinstance(entry, str | Mapping) or entry in hosts[:number]:
+            continue  # the same text twice is E070
+        try:
+            addresses.append(HostSpec.parse(entry, defaults).address)
+        except HostSpecError as error:
+            problem("180", str(error), "docs/hosts.md shows every form of a host entry.")
+    if addresses and "local" in hosts:
+        problem(
+            "180",
+            "'local' is listed with SSH hosts.",
+            "Reach this machine over SSH as well ('user@its-name'), or deploy it as an "
+            "environment of its own.",
+        )
+    if len(set(addresses)) < len(addresses):
+        twice = sorted({a for a in addresses if addresses.count(a) > 1})
+        problem("180", f"host(s) {', '.join(twice)} are listed twice.", "List each host once.")
+    sources = [key for key in ("hosts_file", "hosts_command") if values[key] is not None]
+    for key in sources:
+        if not isinstance(values[key], str) or not values[key].strip():
+            problem("181", f"{key!r} must be a non-empty string.", "docs/hosts.md")
+    if len(sources) > 1 or (sources and "hosts" in env):
+        problem(
+            "181",
+            f"the hosts are listed in more than one place ({', '.join(['hosts', *sources])}).",
+            "Keep one of 'hosts', 'hosts_file' and 'hosts_command'.",
+        )
+    migration_host = values["migration_host"]
+    if migration_host is not None and not sources and migration_host not in addresses:
+        problem(
+            "182",
+            f"migration_host {migration_host!r} is not one of its SSH hosts.",
+            f"Name one as 'user@host:port': {', '.join(addresses) or 'none are listed'}.",
+        )
+    problems += _validate_rollout(where, values["rollout"])
     return problems
+
+
+def _validate_rollout(where: str, rollout: Any) -> list[Problem]:
+    def problem(message: str) -> list[Problem]:
+        return [
+            Problem(
+                "django_cd.E184",
+                f"{where}: rollout {message}",
+                "e.g. 'rollout': {'batch': '25%', 'canary': 1, 'bake': 60} (docs/hosts.md).",
+            )
+        ]
+
+    if not isinstance(rollout, Mapping):
+        return problem("must be a dict.")
+    unknown = sorted(set(rollout) - set(ROLLOUT_DEFAULTS))
+    if unknown:
+        return problem(f"has unknown key(s) {', '.join(map(repr, unknown))}.")
+    batch = rollout.get("batch", 1)
+    share = isinstance(batch, str) and re.fullmatch(r"(100|[1-9][0-9]?)%", batch)
+    if not share and (type(batch) is not int or batch < 1):
+        return problem(f"batch {batch!r} is neither a number of hosts (1 or more) nor 'N%'.")
+    canary = rollout.get("canary", 1)
+    if type(canary) is not int or canary < 1:
+        return problem(f"canary {canary!r} is not a number of hosts (1 or more).")
+    bake = rollout.get("bake", 60)
+    if not isinstance(bake, int | float) or isinstance(bake, bool) or bake < 0:
+        return problem(f"bake {bake!r} is not a number of seconds (0 or more).")
+    return []
 
 
 def _validate_urls(where: str, urls: Any) -> list[Problem]:

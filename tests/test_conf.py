@@ -118,7 +118,7 @@ def test_duplicate_hosts_and_shared_roots():
     errors = messages(
         {
             "ENVIRONMENTS": {
-                "staging": {**GOOD_ENV, "hosts": ["web1", "web1"]},
+                "staging": {**GOOD_ENV, "hosts": ["deploy@web1", "deploy@web1"]},
                 "qa": {"settings": "settings.qa", "root": "/srv/qa"},
                 "live": {"settings": "settings.live", "root": "/srv/qa"},
             }
@@ -126,7 +126,7 @@ def test_duplicate_hosts_and_shared_roots():
     )
     # One id, one meaning: E070 a host listed twice, E008 a root shared by two environments.
     assert [e.id for e in errors] == ["django_cd.E070", "django_cd.E008"]
-    assert errors[0].msg == "Environment 'staging' lists host(s) web1 more than once."
+    assert errors[0].msg == "Environment 'staging' lists host(s) deploy@web1 more than once."
     assert errors[1].msg == (
         "Environment 'live' shares root '/srv/qa' on host 'local' with environment 'qa'."
     )
@@ -335,7 +335,7 @@ def test_every_check_id_is_documented_once():
     assert set(used) - set(headings) == set(), "reported but not documented"
     # The modules of every layer that reports ids are read (settings, testing,
     # migration versions, deploys, gates).
-    assert {"E001", "E020", "E030", "E050", "E070", "W070"} <= set(used)
+    assert {"E001", "E020", "E030", "E050", "E070", "E180", "W130"} <= set(used)
 
 
 def test_each_check_id_belongs_to_one_module():
@@ -378,30 +378,83 @@ def test_smoke_checks_are_imported_at_check_time():
         call_command("check")
 
 
-def test_settings_not_enforced_yet_warn():
+def test_strategies_are_enforced_so_they_no_longer_warn():
     config = {
         "ENVIRONMENTS": {
             "staging": {
                 **GOOD_ENV,
                 "strategy": "canary",
+                "rollout": {"canary": 2, "bake": 30},
                 # Enforced since issue 12: no longer W071 (retired).
                 "notifications": [{"type": "mail", "to": ["ops@example.com"]}],
             },
-            "qa": {"settings": "settings.qa", "root": "/srv/qa", "strategy": "parallel"},
+            "qa": {"settings": "settings.qa", "root": "/srv/qa", "strategy": "rolling"},
         }
     }
-    warnings = messages(config)
-    assert [(w.id, w.level) for w in warnings] == [("django_cd.W070", 30)]
-    assert warnings[0].msg == (
-        "Environment 'staging': strategy 'canary' is set but not enforced yet: every host "
-        "is deployed at once."
-    )
-    # Warnings never stop the environments from being built.
+    # W070 (strategy not enforced) is retired with issue 14.
+    assert messages(config) == []
     with override_settings(DJANGO_CD=config):
-        assert conf.get_environment("staging").strategy == "canary"
+        staging = conf.get_environment("staging")
+        assert (staging.strategy, staging.rollout) == ("canary", conf.Rollout(1, 2, 30))
+        assert conf.get_environment("qa").rollout == conf.Rollout()
 
 
 def test_ci_identity_variables_type():
     [error] = messages({"CI_IDENTITY_VARIABLES": "GITHUB_ACTOR"})
     assert error.id == "django_cd.E006"
     assert error.msg == "DJANGO_CD['CI_IDENTITY_VARIABLES'] must be a list of variable names."
+
+
+FLEET_HOSTS = ["deploy@web1", {"host": "deploy@web2:2222", "server": {"bind": "0.0.0.0:8001"}}]
+
+
+@pytest.mark.parametrize(
+    ("fields", "check_id", "message"),
+    [
+        ({"hosts": ["web1"]}, "E180", "'web1' is not a host: write 'user@host'"),
+        ({"hosts": [{"host": "deploy@web1", "key_file": "id"}]}, "E180", "'key_file' must be"),
+        (
+            {"hosts": [{"host": "deploy@web1", "server": {"wsgi": "x.wsgi"}}]},
+            "E180",
+            "the server option(s) 'wsgi' cannot be set per host",
+        ),
+        ({"hosts": ["deploy@web1", "deploy@web1:22"]}, "E180", "deploy@web1:22 are listed twice"),
+        ({"hosts": ["local", "deploy@web1"]}, "E180", "'local' is listed with SSH hosts"),
+        ({"hosts": FLEET_HOSTS, "hosts_file": "/etc/hosts.txt"}, "E181", "more than one place"),
+        ({"hosts_command": ""}, "E181", "'hosts_command' must be a non-empty string"),
+        ({"hosts": FLEET_HOSTS, "migration_host": "deploy@web3:22"}, "E182", "is not one of"),
+        ({"hosts": FLEET_HOSTS, "host_defaults": {"python": ""}}, "E183", "'python' must be"),
+        ({"hosts": FLEET_HOSTS, "host_defaults": {"host": "x@y"}}, "E183", "(no 'host')"),
+        ({"rollout": {"batch": "150%"}}, "E184", "batch '150%' is neither"),
+        ({"rollout": {"batch": 0}}, "E184", "batch 0 is neither"),
+        ({"rollout": {"canary": 0}}, "E184", "canary 0 is not"),
+        ({"rollout": {"bake": -1}}, "E184", "bake -1 is not"),
+        ({"rollout": {"wave": 2}}, "E184", "unknown key(s) 'wave'"),
+    ],
+)
+def test_fleet_settings_name_what_is_wrong(fields, check_id, message):
+    [error] = messages({"ENVIRONMENTS": {"live": {**GOOD_ENV, **fields}}})
+    assert error.id == f"django_cd.{check_id}"
+    assert message in error.msg
+
+
+def test_a_fleet_environment_builds_with_its_hosts_and_rollout():
+    config = {
+        "ENVIRONMENTS": {
+            "live": {
+                **GOOD_ENV,
+                "hosts": FLEET_HOSTS,
+                "host_defaults": {"key_file": "~/.ssh/deploy"},
+                "migration_host": "deploy@web2:2222",
+                "strategy": "rolling",
+                "rollout": {"batch": "50%"},
+            }
+        }
+    }
+    assert messages(config) == []
+    with override_settings(DJANGO_CD=config):
+        live = conf.get_environment("live")
+    assert not live.is_local
+    assert live.rollout.batch_size(8) == 4
+    assert live.rollout.batch_size(1) == 1
+    assert conf.Rollout(batch=3).batch_size(8) == 3

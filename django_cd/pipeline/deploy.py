@@ -16,11 +16,13 @@ killed outright is found by the next command (``pipeline.journal``).
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import posixpath
 import re
 import tarfile
+import threading
 import time
 from collections.abc import Callable
 from functools import partial
@@ -47,6 +49,7 @@ from django_cd.pipeline.errors import (
     StepSkipped,
     describe_os_error,
 )
+from django_cd.pipeline.fleet import Member, close, each, fleet_targets
 from django_cd.pipeline.gitrepo import Repository
 from django_cd.pipeline.host import Host
 from django_cd.pipeline.interrupt import terminate_as_interrupt
@@ -63,6 +66,8 @@ if TYPE_CHECKING:
     from django_cd.gates import Report
 
 STEP_NAMES = conf.BUILT_IN_STEPS
+#: Seconds between two rounds of checks of the canary hosts while they bake.
+BAKE_INTERVAL = 5.0
 
 
 class Deploy:
@@ -75,17 +80,26 @@ class Deploy:
         ref: str = "HEAD",
         allow_dirty: bool = False,
         break_lock: bool = False,
+        skip_unreachable: bool = False,
         on_step: Callable[[StepResult], None] | None = None,
         host: Host | None = None,
+        targets: list[Target] | None = None,
         repository: Repository | None = None,
         predeploy: dict[str, Any] | None = None,
         gates: Report | None = None,
     ) -> None:
-        self.target = Target(env, host) if host else Target(env)
+        if targets is None:
+            targets = [Target(env, host)] if host else fleet_targets(env)
+        #: One per host; the first holds the lock, the migration host migrates.
+        self.members = [Member(target) for target in targets]
+        self.migrator = self.members[0]
+        self.target = self.members[0].target
         self.env, self.host, self.layout = env, self.target.host, self.target.layout
         self.ref = ref
         self.allow_dirty = allow_dirty
         self.break_lock = break_lock
+        #: Leave out SSH hosts that cannot be reached (never the migration host).
+        self.skip_unreachable = skip_unreachable
         self.on_step = on_step
         # The gates' verdicts, the deployer's identity and any --force reason (recorded).
         self.predeploy = gates.record() if gates is not None else predeploy
@@ -95,9 +109,7 @@ class Deploy:
         self.repo = repository or Repository.find(conf.get_config()["REPOSITORY"], base_dir())
         self.steps = project_steps.arrange(env)
         self.outcome = Outcome(action="deploy", env=env.name, url=self.target.url)
-        # Whether the uploaded archive holds .pyc files (committed ones) for clean_pyc.
-        self._archive_has_pyc = True
-        self._archive_size = 0
+        self._gates_lock = threading.Lock()  # the hosts' gates report into one table
 
     # Source ---------------------------------------------------------------
 
@@ -208,23 +220,71 @@ class Deploy:
         started = time.monotonic()
         outcome = self.outcome
         try:
-            outcome.commit = self.resolve()
-        except PipelineError as error:
-            self._refused(outcome, str(error))
+            try:
+                outcome.commit = self.resolve()
+                self._reach()
+            except PipelineError as error:
+                self._refused(outcome, str(error))
+                raise
+            lock = self.target.take_lock(
+                f"deploy of {outcome.commit[:12]}", self.break_lock, self.repo.identity()
+            )
+            if lock.expired:
+                outcome.warnings.append(f"Took over an expired lock: {lock.expired}.")
+            try:
+                with terminate_as_interrupt(), contextlib.ExitStack() as stack:
+                    for member in self.members:
+                        stack.enter_context(agents(member.host))
+                    self._leftovers(outcome)
+                    self._run_locked(outcome)
+            finally:
+                lock.release()
+                outcome.seconds = time.monotonic() - started
+        except BaseException:
+            close([member.target for member in self.members])
             raise
-        lock = self.target.take_lock(
-            f"deploy of {outcome.commit[:12]}", self.break_lock, self.repo.identity()
-        )
-        try:
-            with terminate_as_interrupt(), agents(self.host):
-                self._leftovers(outcome)
-                self._run_locked(outcome)
-        finally:
-            lock.release()
-            outcome.seconds = time.monotonic() - started
         if outcome.status != "refused":  # a refusal is not a deploy (as before the lock)
             outcome.warnings += announce(self.target, outcome)  # issue 12: never raises
+        close([member.target for member in self.members])
         return outcome
+
+    def _reach(self) -> None:
+        """Connect to every host at once before anything is locked or changed; an
+        unreachable host stops the deploy, naming it, unless ``skip_unreachable`` lets
+        it be left out (the migration host never is)."""
+        if len(self.members) == 1:
+            return
+        unreachable: dict[int, str] = {}
+
+        def connect(member: Member) -> None:
+            try:
+                member.host.connect()
+            except PipelineError as error:
+                unreachable[id(member)] = str(error)
+
+        each(self.members, connect)
+        if not unreachable:
+            return
+        first = self.migrator
+        if id(first) in unreachable or not self.skip_unreachable:
+            problems = [unreachable[id(m)] for m in self.members if id(m) in unreachable]
+            hint = (
+                f" {first.host.name} is the migration host: it cannot be skipped."
+                if id(first) in unreachable
+                else " Pass --skip-unreachable to deploy the other hosts without them."
+            )
+            raise PipelineError(
+                f"{len(problems)} host(s) of {self.env.name!r} cannot be reached; nothing "
+                "was changed. " + " ".join(problems) + hint
+            )
+        skipped = [m for m in self.members if id(m) in unreachable]
+        self.members = [m for m in self.members if id(m) not in unreachable]
+        for member in skipped:
+            self.outcome.warnings.append(
+                f"Skipped {member.host.name} (--skip-unreachable): {unreachable[id(member)]} "
+                "It still serves what it served; deploy again once it is back."
+            )
+            self.outcome.skipped_hosts.append(member.host.name)
 
     def refuse(self, error: str, step: str) -> None:
         """Record in history that this deploy was refused before it began (the gates)."""
@@ -246,90 +306,105 @@ class Deploy:
 
     def _leftovers(self, outcome: Outcome) -> None:
         """Refuse after a dead command that changed things (it is cleaned up otherwise)."""
-        dead = journal.leftover(self.target, history.deployer(self.repo.identity()))
-        if dead is None:
-            return
-        message = (
-            f"An earlier {dead.describe()}, so the database or the release that serves "
-            "may not be what history says. Nothing was changed. Run manage.py status "
-            f"--env={self.env.name} to see how far it got, then manage.py repair "
-            f"--env={self.env.name} to finish or undo it."
-        )
-        self._refused(outcome, message, step="journal")
-        raise PipelineError(message)
+        deployer = history.deployer(self.repo.identity())
+        for member in self.members:
+            dead = journal.leftover(member.target, deployer)
+            if dead is None:
+                continue
+            on = f" on {member.host.name}" if member.label else ""
+            message = (
+                f"An earlier {dead.describe()}{on}, so the database or the release that "
+                "serves may not be what history says. Nothing was changed. Run manage.py "
+                f"status --env={self.env.name} to see how far it got, then manage.py "
+                f"repair --env={self.env.name} to finish or undo it."
+            )
+            self._refused(outcome, message, step="journal")
+            raise PipelineError(message)
 
     def _run_locked(self, outcome: Outcome) -> None:
         assert outcome.commit is not None
-        runner = StepRunner(
-            outcome.steps, self.on_step, self.target.secrets(), where=self.layout.root
-        )
+        fleet = len(self.members) > 1
+        secrets = [value for m in self.members for value in m.target.secrets()]
+        runner = StepRunner(outcome.steps, self.on_step, secrets, where=self.layout.root)
+        for member in self.members:
+            member.label = member.host.name if fleet else ""
+            member.runner = runner.on(member.label, member.layout.root)
+        outcome.hosts = [member.label for member in self.members if member.label]
         state = _DeployState()
-        release: Release | None = None
-        previous: str | None = None
         try:
-            previous = self.layout.current_release(self.host)
-            outcome.previous = previous
-            release = self.target.release(
-                new_release_id(outcome.commit, self.layout.release_ids(self.host))
-            )
-            outcome.release = release.id
-            state.journal = Journal.begin(
-                self.host,
-                self.layout,
-                action="deploy",
-                release=release.id,
-                previous=previous,
-                commit=outcome.commit,
-            )
-            runner.on_start = state.journal.intend
-            self._prepare(runner, release, state)
-            self._commit(runner, release, state)
-            state.switched = True
-            self._switch(runner, release)
+            for member in self.members:
+                member.previous = member.layout.current_release(member.host)
+            outcome.previous = self.migrator.previous
+            taken = {i for m in self.members for i in m.layout.release_ids(m.host)}
+            release_id = new_release_id(outcome.commit, sorted(taken))
+            outcome.release = release_id
+            each(self.members, lambda member: self._prepare(member, release_id))
+            self._plan(self.migrator, state)
+            self._commit(self.migrator, state)
+            self._switch(state)
         except (Exception, KeyboardInterrupt) as error:
-            self._fail(outcome, runner, release, previous, state, error)
+            self._fail(outcome, runner, state, error)
             if isinstance(error, KeyboardInterrupt):
                 raise
             return
         outcome.status = "success"
-        self._finish(outcome, runner, release, state)
+        self._finish(outcome, state)
 
-    def _prepare(self, runner: StepRunner, release: Release, state: _DeployState) -> None:
-        runner.run("upload", lambda: self._upload(release))
-        venv = runner.run_value(
+    def _prepare(self, member: Member, release_id: str) -> None:
+        """The new release on ``member``'s host, ready to serve; nothing serves it yet."""
+        assert self.outcome.commit is not None
+        member.layout.ensure(member.host)
+        release = member.release = member.target.release(release_id)
+        member.journal = Journal.begin(
+            member.host,
+            member.layout,
+            action="deploy",
+            release=release.id,
+            previous=member.previous,
+            commit=self.outcome.commit,
+        )
+        steps = member.steps
+        steps.on_start = member.journal.intend
+        steps.run("upload", lambda: self._upload(member))
+        venv = steps.run_value(
             "venv",
             lambda: ensure_venv(release),
             lambda v: f"{'built' if v.created else 'reused'} venvs/{v.hash}",
         )
-        state.venv = venv.hash
+        member.venv = venv.hash
         built_in: dict[str, Callable[[], str]] = {
-            "check": lambda: self._check(release),
-            "clean_pyc": lambda: self._clean_pyc(release),
-            "collectstatic": lambda: self._collectstatic(release, state),
-            "serve_check": lambda: preflight.serve_check(release, self.target.server.wsgi),
+            "check": lambda: self._check(member),
+            "clean_pyc": lambda: self._clean_pyc(member),
+            "collectstatic": lambda: self._collectstatic(member),
+            "serve_check": lambda: preflight.serve_check(release, member.target.server.wsgi),
         }
-        self._run_steps(
-            runner, release, project_steps.between(self.steps, "venv", "plan"), built_in
-        )
+        self._run_steps(member, project_steps.between(self.steps, "venv", "plan"), built_in)
+
+    def _plan(self, member: Member, state: _DeployState) -> None:
+        """What the new code would migrate, asked of the database once (it is shared)."""
+        assert member.release is not None
+        release = member.release
 
         def plan() -> str:
             state.before = migrations.probe(release)
             self._verify_database(state.before)
-            assert state.journal is not None
-            state.journal.note(migrations_before=state.before.state)
+            for each_member in self.members:
+                assert each_member.journal is not None
+                each_member.journal.note(migrations_before=state.before.state)
             pending = state.before.pending
             return f"{len(pending)} migration(s) to apply" + (
                 f": {', '.join(pending)}" if pending else ""
             )
 
-        runner.run("plan", plan)
+        member.steps.run("plan", plan)
 
     def _verify_database(self, report: migrations.MigrationReport) -> None:
         """Refuse when the database is not what the current release left it as."""
         previous = self.outcome.previous
         if previous is None:
             return
-        expected = self.layout.read_manifest(self.host, previous).get("migrations")
+        member = self.migrator
+        expected = member.layout.read_manifest(member.host, previous).get("migrations")
         if isinstance(expected, dict):
             differences = consistency.compare(report, expected)
             if report.unknown:
@@ -345,22 +420,24 @@ class Deploy:
                 f"manage.py repair --env={self.env.name}."
             )
         else:  # no recorded state (an older release): ask the current code itself
-            problem = consistency.check(self.target, previous).problem(self.env.name) or ""
+            problem = consistency.check(member.target, previous).problem(self.env.name) or ""
         if problem:
             raise StepFailed("plan", problem)
 
-    def _commit(self, runner: StepRunner, release: Release, state: _DeployState) -> None:
-        assert state.before is not None
+    def _commit(self, member: Member, state: _DeployState) -> None:
+        """Backup and migrate, once for the environment, on the migration host."""
+        assert state.before is not None and member.release is not None
+        release, steps = member.release, member.steps
         pending = state.before.pending
         if self.env.backup == "always" or (self.env.backup == "auto" and pending):
-            state.backup = runner.run(
-                "backup", lambda: self.target.backup(release, self.outcome.warnings)
+            state.backup = steps.run(
+                "backup", lambda: member.target.backup(release, self.outcome.warnings)
             )
             self.outcome.backup = state.backup
-            assert state.journal is not None
-            state.journal.note(backup=state.backup)
+            assert member.journal is not None
+            member.journal.note(backup=state.backup)
         else:
-            runner.skip("backup", "no migrations pending" if not pending else "backup is 'never'")
+            steps.skip("backup", "no migrations pending" if not pending else "backup is 'never'")
         self.outcome.migrations = list(pending)
         state.migrating = bool(pending)
 
@@ -374,83 +451,131 @@ class Deploy:
             state.after = migrations.probe(release, step="migrate")
             return f"applied {len(pending)} migration(s)"
 
-        runner.run("migrate", migrate)
-        self._run_steps(
-            runner, release, project_steps.between(self.steps, "migrate", "switch"), {}
-        )
+        steps.run("migrate", migrate)
+        between = project_steps.between(self.steps, "migrate", "switch")
+        each(self.members, lambda m: self._run_steps(m, between, {}))
 
     def _run_steps(
         self,
-        runner: StepRunner,
-        release: Release,
+        member: Member,
         planned: list[project_steps.Planned],
         built_in: dict[str, Callable[[], str]],
     ) -> None:
         """Run the engine's steps of a phase, with the project's own in their places."""
-        for each in planned:
-            step = each.step
+        steps = member.steps
+        for planned_step in planned:
+            step = planned_step.step
+            name = planned_step.name
             if step is None:
-                runner.run(each.name, built_in[each.name])
+                steps.run(name, built_in[name])
             elif step.skip:
-                runner.skip(each.name, "skipped: the environment's steps say so")
-            elif step.when == "first_deploy" and self.outcome.previous is not None:
-                runner.skip(each.name, "runs only on the environment's first deploy")
+                steps.skip(name, "skipped: the environment's steps say so")
+            elif step.when == "first_deploy" and member.previous is not None:
+                steps.skip(name, "runs only on the environment's first deploy")
             else:
-                runner.run(
-                    each.name, partial(project_steps.run, release, step, self.outcome.warnings)
+                assert member.release is not None
+                steps.run(
+                    name, partial(project_steps.run, member.release, step, self.outcome.warnings)
                 )
 
-    def _switch(self, runner: StepRunner, release: Release) -> None:
-        runner.run("switch", lambda: self._switch_to(release.id))
-        runner.run("reload", lambda: self.target.server.reload(release))
-        processes.restart_step(runner, self.target, release)  # issue 14 §7
-        url = self.target.url
-        if url:
-            runner.run("smoke", lambda: self.target.check_serving(url, release.id))
-            watch_step(runner, release, url)  # issue 12: only when env "watch" is set
-        else:
-            runner.skip("smoke", "the environment has no URL")
+    def _switch(self, state: _DeployState) -> None:
+        """Every host onto the new release, batch after batch as the strategy says."""
+        batches = switch_batches(self.env, len(self.members))
+        for number, batch in enumerate(batches):
+            each([self.members[i] for i in batch], self._switch_host)
+            if self.env.strategy == "canary" and number == 0 and len(batches) > 1:
+                self._bake([self.members[i] for i in batch])
 
-    def _upload(self, release: Release) -> str:
-        assert self.outcome.commit is not None
+    def _switch_host(self, member: Member) -> None:
+        assert member.release is not None
+        release, steps, target = member.release, member.steps, member.target
+        member.switched = True  # from here on, a failure switches this host back
+        steps.run("switch", lambda: self._switch_to(member, release.id))
+        steps.run("reload", lambda: target.server.reload(release))
+        processes.restart_step(steps, target, release)  # issue 14 §7
+        url = target.url
+        if url:
+            steps.run("smoke", lambda: target.check_serving(url, release.id))
+            watch_step(steps, release, url)  # issue 12: only when env "watch" is set
+        else:
+            steps.skip("smoke", "the environment has no URL")
+
+    def _bake(self, canaries: list[Member]) -> None:
+        """The canary hosts keep passing their checks for the bake period before the rest
+        of the fleet switches."""
+        seconds = float(self.env.rollout.bake)
+        deadline = time.monotonic() + seconds
+        rounds = 0
+
+        def bake() -> str:
+            nonlocal rounds
+            while True:
+                for member in canaries:
+                    url = member.target.url
+                    if url and member.release is not None:
+                        try:
+                            member.target.check_serving(url, member.release.id)
+                        except StepFailed as error:
+                            raise StepFailed(
+                                "bake", f"{member.host.name} failed during the bake: {error}"
+                            ) from None
+                rounds += 1
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return f"{len(canaries)} canary host(s) passed {rounds} round(s) of checks"
+                time.sleep(min(BAKE_INTERVAL, left))
+
+        StepRunner(self.outcome.steps, self.on_step, self.members[0].steps.secrets).run(
+            "bake", bake
+        )
+
+    def _upload(self, member: Member) -> str:
+        assert self.outcome.commit is not None and member.release is not None
+        release = member.release
         data = self.repo.archive(self.outcome.commit)
-        self.host.extract_tar(data, release.path)
-        self._archive_size = len(data)
+        member.host.extract_tar(data, release.path)
+        member.archive_size = len(data)
         with tarfile.open(fileobj=io.BytesIO(data)) as archive:
-            self._archive_has_pyc = any(name.endswith(".pyc") for name in archive.getnames())
-        self.host.write_text(
+            member.archive_has_pyc = any(name.endswith(".pyc") for name in archive.getnames())
+        member.host.write_text(
             posixpath.join(release.path, REVISION_FILE), self.outcome.commit + "\n"
         )
         release.snapshot_env_file()
         # Written now so the new release can name itself (X-Release) once it serves.
-        self.layout.write_manifest(self.host, self._manifest(release, "preparing", _DeployState()))
+        member.layout.write_manifest(
+            member.host, self._manifest(member, "preparing", _DeployState())
+        )
         return f"{len(data) // 1024} KiB from {self.outcome.commit[:12]}"
 
-    def _check(self, release: Release) -> str:
+    def _check(self, member: Member) -> str:
         """``check --deploy``; in a deploy that the gates let through so far, the target
         gates asked of the new release (``check --deploy`` is one of them)."""
+        assert member.release is not None
         if self.gates is None:
-            return _check(release)
+            return _check(member.release)
         from django_cd.gates.target import release_gates
 
-        verdict = release_gates(self.target, release, self._archive_size, unpacked=True)
-        for gate in verdict.gates:
-            self.gates.add(gate)
-        self.predeploy = self.gates.record()
-        if not self.gates.ok:
-            raise Refused(self.gates.refusal())
+        verdict = release_gates(member.target, member.release, member.archive_size, unpacked=True)
+        with self._gates_lock:  # every host's verdicts go into one table
+            for gate in verdict.gates:
+                self.gates.add(gate)
+            self.predeploy = self.gates.record()
+            if not self.gates.ok:
+                raise Refused(self.gates.refusal())
         # The gates' warnings first: the line may be cut to the terminal's width.
         warned = [f"{g.name} warns: {g.message}" for g in verdict.gates if g.result == "warn"]
         passed = ", ".join(g.name for g in verdict.gates if g.result != "warn")
         checked = describe_check_issues(verdict.check_output or "")
         return "; ".join([*warned, f"gates {passed} passed", f"check --deploy: {checked}"])
 
-    def _collectstatic(self, release: Release, state: _DeployState) -> str:
+    def _collectstatic(self, member: Member) -> str:
         """``collectstatic``, or a copy of the previous release's collection when the
         static inputs did not change (``django_cd.static``)."""
+        assert member.release is not None
+        release = member.release
         args = ["cdcollect", "--release", release.path]
-        previous = self.outcome.previous
-        manifest = self.layout.read_manifest(self.host, previous) if previous else {}
+        previous = member.previous
+        manifest = member.layout.read_manifest(member.host, previous) if previous else {}
         recorded = manifest.get("static")
         if isinstance(recorded, dict) and recorded.get("root"):
             args += ["--previous-root", str(recorded["root"])]
@@ -466,7 +591,7 @@ class Deploy:
             answer = json.loads(lines[-1])
         except (IndexError, ValueError):
             raise StepFailed("collectstatic", "cdcollect gave no answer.", result.output) from None
-        state.static = {"fingerprint": answer["fingerprint"], "root": answer["root"]}
+        member.static = {"fingerprint": answer["fingerprint"], "root": answer["root"]}
         if answer["reused"] is not None:
             raise StepSkipped(
                 f"static inputs unchanged since {previous}: copied its {answer['reused']} "
@@ -474,18 +599,20 @@ class Deploy:
             )
         return lines[-2] if len(lines) > 1 else "collected"
 
-    def _clean_pyc(self, release: Release) -> str:
-        if not self._archive_has_pyc:
+    def _clean_pyc(self, member: Member) -> str:
+        assert member.release is not None
+        if not member.archive_has_pyc:
             raise StepSkipped("a fresh git archive without .pyc files: nothing stale to remove")
-        result = release.manage("clean_pyc", "--path", release.path)
+        result = member.release.manage("clean_pyc", "--path", member.release.path)
         if not result.ok and "Unknown command" in result.output:
             return "skipped: django-extensions is not installed in the release"
         if not result.ok:
             raise StepFailed("clean_pyc", "clean_pyc failed.", result.output)
         return "removed stale .pyc files"
 
-    def _switch_to(self, release_id: str) -> str:
-        self.host.switch_link(self.layout.current, posixpath.join("releases", release_id))
+    @staticmethod
+    def _switch_to(member: Member, release_id: str) -> str:
+        member.host.switch_link(member.layout.current, posixpath.join("releases", release_id))
         return f"current -> releases/{release_id}"
 
     # Failure ----------------------------------------------------------------
@@ -494,69 +621,91 @@ class Deploy:
         self,
         outcome: Outcome,
         runner: StepRunner,
-        release: Release | None,
-        previous: str | None,
         state: _DeployState,
         error: BaseException,
     ) -> None:
-        outcome.failed_step, outcome.error, outcome.error_output = _failure(error, runner)
+        running = [m.runner for m in self.members if m.runner is not None]
+        outcome.failed_step, outcome.error, outcome.error_output = _failure(
+            error, runner, *running
+        )
         undo = StepRunner(outcome.rollback_steps, self.on_step, runner.secrets)
-        complete = True
+        for member in self.members:
+            member.runner = undo.on(member.label, member.layout.root)
+        switched = [m for m in self.members if m.switched and m.release is not None]
+        problems: list[str] = []
+
+        def switch_back(member: Member) -> None:
+            try:
+                self._switch_back(member)
+            except StepFailed as undo_error:
+                problems.append(str(undo_error))
+
         try:
-            if release is not None and state.switched:
-                self._switch_back(undo, release, previous)
-            if release is not None and state.migrating:
+            each(switched, switch_back)
+            if state.migrating:
+                assert self.migrator.release is not None
+                release = self.migrator.release
                 undo.run("database", lambda: self._restore_database(release, state))
         except StepFailed as undo_error:
-            complete = False
+            problems.append(str(undo_error))
+        complete = not problems
+        if not complete:
             outcome.warnings.append(
-                f"Automatic rollback incomplete: {undo_error} The half-made release is kept "
-                f"for manage.py repair --env={self.env.name}."
+                f"Automatic rollback incomplete: {' '.join(problems)} The half-made release "
+                f"is kept for manage.py repair --env={self.env.name}."
             )
-        if complete and state.switched and previous is not None and self.target.url:
-            # Everything is undone; whether the previous release is healthy is a finding,
-            # not a half-done undo (a repair could not change it).
-            url = self.target.url
-            try:
-                undo.run("check", lambda: self.target.check_serving(url, previous))
-            except StepFailed as check_error:
-                outcome.warnings.append(
-                    f"The previous release {previous} serves again but fails the check: "
-                    f"{check_error}"
-                )
+        if complete:
+            each(switched, lambda member: self._check_previous(member, outcome))
         outcome.status = (
-            "rolled_back"
-            if state.switched
-            else "refused"
-            if isinstance(error, Refused)
-            else "failed"
+            "rolled_back" if switched else "refused" if isinstance(error, Refused) else "failed"
         )
-        if release is not None and complete:
-            try:
-                self.host.remove(release.path)
-                # Failed deploys' backups are kept for inspection, but only the last few.
-                prune.prune_backups(self.target)
-            except OSError as remove_error:
-                outcome.warnings.append(describe_os_error(remove_error, release.path))
+        if complete:
+            for member in self.members:
+                if member.release is None:
+                    continue
+                try:
+                    member.host.remove(member.release.path)
+                    # Failed deploys' backups are kept for inspection, but only the last few.
+                    prune.prune_backups(member.target)
+                except OSError as remove_error:
+                    outcome.warnings.append(describe_os_error(remove_error, member.release.path))
         self._record(outcome, state)
-        if state.journal is not None:
-            if complete:
-                state.journal.close()
-            else:
-                state.journal.leave(undo_failed=True)
+        for member in self.members:
+            if member.journal is not None:
+                if complete:
+                    member.journal.close()
+                else:
+                    member.journal.leave(undo_failed=True)
 
-    def _switch_back(self, undo: StepRunner, release: Release, previous: str | None) -> None:
-        if previous is None:
-            undo.run("switch", lambda: self._remove_current())
-            undo.run("reload", lambda: self.target.server.stop())
-            processes.restart_step(undo, self.target, None, quiet=True)  # issue 14 §7
+    def _check_previous(self, member: Member, outcome: Outcome) -> None:
+        """Everything is undone; whether the previous release is healthy is a finding,
+        not a half-done undo (a repair could not change it)."""
+        url = member.target.url
+        if member.previous is None or not url:
             return
-        undo.run("switch", lambda: self._switch_to(previous))
-        undo.run("reload", lambda: self.target.server.reload(self.target.release(previous)))
-        processes.restart_step(undo, self.target, self.target.release(previous), quiet=True)
+        previous = member.previous
+        try:
+            member.steps.run("check", lambda: member.target.check_serving(url, previous))
+        except StepFailed as check_error:
+            outcome.warnings.append(
+                f"The previous release {previous} serves again but fails the check: {check_error}"
+            )
 
-    def _remove_current(self) -> str:
-        self.host.remove(self.layout.current)
+    def _switch_back(self, member: Member) -> None:
+        steps, target = member.steps, member.target
+        if member.previous is None:
+            steps.run("switch", lambda: self._remove_current(member))
+            steps.run("reload", lambda: target.server.stop())
+            processes.restart_step(steps, target, None, quiet=True)  # issue 14 §7
+            return
+        previous = target.release(member.previous)
+        steps.run("switch", lambda: self._switch_to(member, previous.id))
+        steps.run("reload", lambda: target.server.reload(previous))
+        processes.restart_step(steps, target, previous, quiet=True)
+
+    @staticmethod
+    def _remove_current(member: Member) -> str:
+        member.host.remove(member.layout.current)
         return "removed current (first deploy)"
 
     def _restore_database(self, release: Release, state: _DeployState) -> str:
@@ -572,16 +721,15 @@ class Deploy:
                     "repair the database by hand.",
                     error.output,
                 ) from None
-        return self.target.restore(release, state.backup, step="database")
+        return self.migrator.target.restore(release, state.backup, step="database")
 
     # Finish -----------------------------------------------------------------
 
-    def _finish(
-        self, outcome: Outcome, runner: StepRunner, release: Release, state: _DeployState
-    ) -> None:
+    def _finish(self, outcome: Outcome, state: _DeployState) -> None:
         # The new release serves and passed its check: the deploy succeeded. What is
         # left must not undo that, nor be lost: a Ctrl-C here only cuts it short.
-        assert outcome.commit is not None
+        assert outcome.commit is not None and self.migrator.release is not None
+        release = self.migrator.release
 
         def finish() -> str:
             try:
@@ -590,7 +738,10 @@ class Deploy:
                 outcome.warnings.append(f"Flag states not recorded: {error}")
             # First what a rollback needs (the release marked deployed); the tag is a
             # label, and a tag that cannot be written must not cost the release that.
-            self.layout.write_manifest(self.host, self._manifest(release, "deployed", state))
+            for member in self.members:
+                member.layout.write_manifest(
+                    member.host, self._manifest(member, "deployed", state)
+                )
             try:
                 outcome.tag = self.repo.tag(
                     self.env.name,
@@ -601,29 +752,41 @@ class Deploy:
             except PipelineError as error:
                 outcome.warnings.append(f"Deployed, but the commit was not tagged: {error}")
                 tagged = "not tagged"
-            removed = prune.prune(self.target)
-            return f"{tagged}; pruned {len(removed)} old release(s)"
+            removed = sum(len(prune.prune(member.target)) for member in self.members)
+            return f"{tagged}; pruned {removed} old release(s)"
 
         try:
-            runner.run("finish", finish)
+            StepRunner(outcome.steps, self.on_step, self.members[0].steps.secrets).run(
+                "finish", finish
+            )
         except StepFailed as error:
             outcome.warnings.append(f"Deployed, but finishing failed: {error}")
         except KeyboardInterrupt:
             outcome.warnings.append("Deployed, but interrupted while finishing (tag, pruning).")
         self._record(outcome, state)
-        if state.journal is not None:
-            state.journal.close()
+        for member in self.members:
+            if member.journal is not None:
+                member.journal.close()
 
     def _record(self, outcome: Outcome, state: _DeployState) -> None:
-        try:
-            outcome.warnings += filter(None, [self.target.record(self._entry(outcome, state))])
-        except OSError as error:
-            outcome.warnings.append(describe_os_error(error, self.layout.history))
+        """History on every host that took part; the database mirrors it once."""
+        entry = self._entry(outcome, state)
+        for member in self.members:
+            if member.release is None and member is not self.migrator:
+                continue
+            try:
+                if member is self.migrator:
+                    outcome.warnings += filter(None, [member.target.record(entry)])
+                else:
+                    history.append(member.host, member.layout, entry)
+            except OSError as error:
+                outcome.warnings.append(describe_os_error(error, member.layout.history))
 
-    def _manifest(self, release: Release, status: str, state: _DeployState) -> dict[str, Any]:
+    def _manifest(self, member: Member, status: str, state: _DeployState) -> dict[str, Any]:
         outcome = self.outcome
+        assert member.release is not None
         return {
-            "id": release.id,
+            "id": member.release.id,
             "env": self.env.name,
             "commit": outcome.commit,
             "ref": self.ref,
@@ -631,8 +794,8 @@ class Deploy:
             "status": status,
             "deployed_at": history.now(),
             "deployed_by": history.deployer(self.repo.identity()),
-            "previous": outcome.previous,
-            "venv": state.venv,
+            "previous": member.previous,
+            "venv": member.venv,
             "migrations": state.after.state if state.after else None,
             "migrations_before": state.before.state if state.before else None,
             "applied": outcome.migrations,
@@ -641,7 +804,7 @@ class Deploy:
             ),
             "tag": outcome.tag,
             "flags": state.flags,
-            "static": state.static,
+            "static": member.static,
             "steps": [step.as_dict() for step in outcome.steps],
             "predeploy": self.predeploy,
         }
@@ -666,29 +829,45 @@ class Deploy:
             "rollback_steps": [step.as_dict() for step in outcome.rollback_steps],
             "warnings": [self.target.mask(warning) for warning in outcome.warnings],
             "predeploy": self.predeploy,
+            **({"hosts": outcome.hosts} if outcome.hosts else {}),
+            **({"skipped_hosts": outcome.skipped_hosts} if outcome.skipped_hosts else {}),
         }
 
 
 class _DeployState:
-    """What a deploy has done so far: what the undo must undo."""
+    """What a deploy has done to the environment's database so far (each host's part is
+    its ``Member``): what the undo must undo."""
 
     def __init__(self) -> None:
-        self.venv: str | None = None
         self.before: migrations.MigrationReport | None = None
         self.after: migrations.MigrationReport | None = None
         self.backup: str | None = None
         self.migrating = False
-        self.switched = False
-        self.journal: Journal | None = None
         self.flags: dict[str, Any] | None = None
-        self.static: dict[str, Any] | None = None
 
 
-def _failure(error: BaseException, runner: StepRunner) -> tuple[str, str, str]:
-    """(failed step, message, output) of whatever stopped a deploy or rollback."""
+def switch_batches(env: conf.Environment, count: int) -> list[list[int]]:
+    """The hosts (indexes) switched together, batch after batch: all at once
+    (``parallel``), ``rollout.batch`` at a time (``rolling``), or ``rollout.canary``
+    first and then the rest (``canary``)."""
+    hosts = list(range(count))
+    if env.strategy == "rolling":
+        size = env.rollout.batch_size(count)
+        return [hosts[i : i + size] for i in range(0, count, size)]
+    if env.strategy == "canary" and count > env.rollout.canary:
+        return [hosts[: env.rollout.canary], hosts[env.rollout.canary :]]
+    return [hosts]
+
+
+def _failure(
+    error: BaseException, runner: StepRunner, *hosts: StepRunner
+) -> tuple[str, str, str]:
+    """(failed step, message, output) of whatever stopped a deploy or rollback; ``hosts``:
+    the runners of each host's steps, into ``runner``'s results."""
     if isinstance(error, StepFailed):
         return error.step, str(error), error.output
-    step = runner.running or (runner.results[-1].name if runner.results else "start")
+    running = next((r.running for r in (runner, *hosts) if r.running), None)
+    step = running or (runner.results[-1].name if runner.results else "start")
     if isinstance(error, KeyboardInterrupt):
         return step, "Interrupted (Ctrl-C or SIGTERM).", ""
     if isinstance(error, OSError):

@@ -109,6 +109,16 @@ class Host(ABC):
     #: The release agents of the command at work, if it opened them (``pipeline.agent``).
     agents: AgentPool | None = None
 
+    def connect(self) -> None:
+        """Reach the host now: an SSH host opens its connection, or raises a
+        ``PipelineError`` naming the host and the fix; this machine is always here."""
+        return None
+
+    def close(self) -> None:
+        """Let go of the host: an SSH host closes its connection (and every process
+        started through it dies); this machine has nothing to close."""
+        return None
+
     @abstractmethod
     def run(
         self,

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 #: The options of a mapping entry besides ``host``.
@@ -21,7 +21,12 @@ SPEC_OPTIONS = (
     "accept_new_host_key",
     "python",
     "connect_timeout",
+    "server",
+    "url",
+    "roles",
 )
+#: What a host's ``server`` may change of the environment's server (not its type).
+SERVER_OVERRIDES = ("bind", "workers", "args", "timeout", "fifo")
 
 _ADDRESS = re.compile(
     r"""^(?P<user>[A-Za-z0-9._][A-Za-z0-9._-]*)@
@@ -55,6 +60,13 @@ class HostSpec:
     python: str = "python3"
     #: Seconds to wait for the TCP connection, the SSH banner and authentication.
     connect_timeout: float = 10.0
+    #: The host's own app server options over the environment's (``bind``, ``workers``).
+    server: dict[str, Any] = field(default_factory=dict)
+    #: Where the deploy checks this host's app server; None: its ``bind``, reached at
+    #: ``hostname`` when the server binds every address.
+    url: str | None = None
+    #: What the host runs: ``web`` (the app server) and role process names; None: all.
+    roles: tuple[str, ...] | None = None
 
     @property
     def address(self) -> str:
@@ -63,8 +75,15 @@ class HostSpec:
         return f"{self.user}@{host}:{self.port}"
 
     @classmethod
-    def parse(cls, entry: str | Mapping[str, Any]) -> HostSpec:
-        """The spec of one ``hosts`` entry; ``HostSpecError`` says what is wrong."""
+    def parse(
+        cls, entry: str | Mapping[str, Any], defaults: Mapping[str, Any] | None = None
+    ) -> HostSpec:
+        """The spec of one ``hosts`` entry, over the environment's ``host_defaults``;
+        ``HostSpecError`` says what is wrong."""
+        if defaults:
+            own = {"host": entry} if isinstance(entry, str) else entry
+            if isinstance(own, Mapping):
+                entry = {**defaults, **own}
         if isinstance(entry, str):
             return cls(**_parse_address(entry))
         if not isinstance(entry, Mapping):
@@ -120,9 +139,30 @@ def _checked(host: str, option: str, value: Any, annotation: Any) -> Any:
         expected = "a non-empty string"
     if value is None and "None" in text:
         return None
+    if option == "server":
+        return _server(host, value)
+    if option == "url":
+        ok = isinstance(value, str) and value.startswith(("http://", "https://"))
+        expected = "an http(s) URL"
+    if option == "roles":
+        ok = isinstance(value, list | tuple) and all(isinstance(r, str) and r for r in value)
+        expected = "a list of roles ('web' and role process names)"
+        value = tuple(value) if ok else value
     if not ok:
         raise HostSpecError(f"Host {host!r}: {option!r} must be {expected}, not {value!r}.")
     return value
 
 
-__all__ = ["SPEC_OPTIONS", "HostSpec", "HostSpecError"]
+def _server(host: str, value: Any) -> dict[str, Any]:
+    if not isinstance(value, Mapping):
+        raise HostSpecError(f"Host {host!r}: 'server' must be a dict of server options.")
+    unknown = sorted(set(value) - set(SERVER_OVERRIDES))
+    if unknown:
+        raise HostSpecError(
+            f"Host {host!r}: the server option(s) {', '.join(map(repr, unknown))} cannot be "
+            f"set per host; a host may set {', '.join(SERVER_OVERRIDES)}."
+        )
+    return dict(value)
+
+
+__all__ = ["SERVER_OVERRIDES", "SPEC_OPTIONS", "HostSpec", "HostSpecError"]

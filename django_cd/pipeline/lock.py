@@ -1,8 +1,12 @@
 """One deploy or rollback per environment at a time: the ``.lock`` file.
 
-The lock file holds who took it, from which host and process, since when
-and for what. A lock whose process is gone (same host) or that is older than
-``DJANGO_CD["LOCK_TIMEOUT"]`` is stale: reported, and broken only when asked.
+The lock file holds who took it, from which machine and process, since when,
+for what, and a heartbeat: the holder rewrites it every ``HEARTBEAT_SECONDS``
+while it works. A lock whose process is gone (checked on the deploying machine)
+or that is older than ``DJANGO_CD["LOCK_TIMEOUT"]`` is stale: reported, and
+broken only when asked. A lock whose heartbeat stopped ``EXPIRY_SECONDS`` ago
+has expired: its holder died where no one can check its pid (another machine,
+a fleet's primary host), so the next deploy takes it over and history says so.
 
 Taking, breaking and freeing happen under ``Host.guard`` on ``.lock.guard``, so
 two deployers never both break one stale lock and both hold it, and a loser
@@ -14,13 +18,20 @@ from __future__ import annotations
 import getpass
 import json
 import os
-from dataclasses import asdict, dataclass
+import socket
+import threading
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any
 
 from django_cd.pipeline.errors import LockHeld
-from django_cd.pipeline.host import Host
+from django_cd.pipeline.host import Host, LocalHost
+
+#: How often the holder refreshes the lock's heartbeat.
+HEARTBEAT_SECONDS = 10.0
+#: A lock whose heartbeat is older than this has expired (its holder is gone).
+EXPIRY_SECONDS = 60.0
 
 
 @dataclass(frozen=True)
@@ -32,9 +43,19 @@ class LockInfo:
     pid: int
     since: str
     action: str
+    #: When the holder last said it is at work; None in a lock of an older version.
+    heartbeat: str | None = None
 
     def describe(self) -> str:
         return f"{self.user}@{self.host} (pid {self.pid}) since {self.since} for {self.action}"
+
+    def silent_for(self) -> float | None:
+        """Seconds since the last heartbeat, or None when it cannot be told."""
+        try:
+            beat = datetime.fromisoformat(self.heartbeat or "")
+        except ValueError:
+            return None
+        return (datetime.now(UTC) - beat).total_seconds()
 
     @classmethod
     def parse(cls, text: str) -> LockInfo | None:
@@ -46,6 +67,7 @@ class LockInfo:
                 pid=int(data["pid"]),
                 since=str(data["since"]),
                 action=str(data["action"]),
+                heartbeat=str(data["heartbeat"]) if data.get("heartbeat") else None,
             )
         except (ValueError, KeyError, TypeError):
             return None
@@ -67,16 +89,23 @@ class Lock:
         self.path = path
         self.timeout = timeout
         self.break_stale = break_stale
+        now = _now()
         self.info = LockInfo(
+            # The deploying machine: where its pid can be checked, wherever the lock is.
             user=getpass.getuser(),
-            host=host.name,
+            host=socket.gethostname(),
             pid=os.getpid(),
-            since=datetime.now(UTC).isoformat(timespec="seconds"),
+            since=now,
             action=action,
+            heartbeat=now,
         )
         #: What the stale lock this one replaced held, when ``break_stale`` broke one.
         self.broken: str | None = None
+        #: What the expired lock this one took over held (no ``--break-lock`` needed).
+        self.expired: str | None = None
         self.held = False
+        self._beating = threading.Event()
+        self._heart: threading.Thread | None = None
 
     @property
     def guard_path(self) -> str:
@@ -87,10 +116,16 @@ class Lock:
         text = json.dumps(asdict(self.info)) + "\n"
         with self.host.guard(self.guard_path):
             if self.host.create_exclusive(self.path, text):
-                self.held = True
+                self._hold()
                 return
             raw = self._raw()
             holder = LockInfo.parse(raw) if raw is not None else None
+            expired = self.expired_reason(holder)
+            if holder is not None and expired is not None:
+                self.expired = f"{holder.describe()}: {expired}"
+                self.host.write_text(self.path, text)
+                self._hold()
+                return
             stale_reason = self.stale_reason(holder)
             if stale_reason is None:
                 raise LockHeld(
@@ -109,10 +144,32 @@ class Lock:
             self.host.remove(self.path)
             if not self.host.create_exclusive(self.path, text):  # pragma: no cover - guarded
                 raise LockHeld("Another deploy took the lock just now. Wait, then run again.")
-            self.held = True
+            self._hold()
+
+    def _hold(self) -> None:
+        self.held = True
+        self._beating.clear()
+        self._heart = threading.Thread(target=self._beat, name="lock-heartbeat", daemon=True)
+        self._heart.start()
+
+    def _beat(self) -> None:
+        """Refresh the heartbeat while held; a beat that fails is tried again next time
+        (a lock that expires while its holder lives is taken over, so keep trying)."""
+        while not self._beating.wait(HEARTBEAT_SECONDS):
+            self.info = replace(self.info, heartbeat=_now())
+            try:
+                with self.host.guard(self.guard_path):
+                    if self._beating.is_set():
+                        return
+                    self.host.write_text(self.path, json.dumps(asdict(self.info)) + "\n")
+            except Exception:  # the deploy itself reports a host it lost
+                continue
 
     def release(self) -> None:
         if self.held:
+            self._beating.set()
+            if self._heart is not None and self._heart is not threading.current_thread():
+                self._heart.join(timeout=HEARTBEAT_SECONDS)
             with self.host.guard(self.guard_path):
                 self.host.remove(self.path)
             self.held = False
@@ -136,7 +193,7 @@ class Lock:
         """Why ``holder``'s lock is stale, or None while it may still be working."""
         if holder is None:
             return "the lock file cannot be read"
-        if holder.host == self.host.name and not self.host.pid_alive(holder.pid):
+        if holder.host == socket.gethostname() and not LocalHost().pid_alive(holder.pid):
             return f"pid {holder.pid} is gone"
         try:
             since = datetime.fromisoformat(holder.since)
@@ -146,6 +203,15 @@ class Lock:
         if age > self.timeout:
             return f"it is older than LOCK_TIMEOUT ({self.timeout:.0f} s)"
         return None
+
+    def expired_reason(self, holder: LockInfo | None) -> str | None:
+        """Why ``holder``'s lock has expired (its heartbeat stopped), or None."""
+        if holder is None:
+            return None
+        silent = holder.silent_for()
+        if silent is None or silent <= EXPIRY_SECONDS:
+            return None
+        return f"its heartbeat stopped {silent:.0f} s ago (expiry {EXPIRY_SECONDS:.0f} s)"
 
     def __enter__(self) -> Lock:
         self.acquire()
@@ -159,3 +225,7 @@ class Lock:
     ) -> None:
         # Every way out, Ctrl-C included, frees the lock.
         self.release()
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 import traceback
 from collections.abc import Callable, Iterable
@@ -20,20 +21,26 @@ from django_cd.pipeline.secrets import mask
 OUTPUT_TAIL_LINES = 40
 DETAIL_LENGTH = 120
 T = TypeVar("T")
+_RECORDING = threading.Lock()
 
 
 @dataclass
 class StepResult:
-    """One step: its name, ``ok``/``failed``/``skipped``, wall time and a short detail."""
+    """One step: its name, ``ok``/``failed``/``skipped``, wall time and a short detail;
+    in a deploy to several hosts, the host it ran on (``""``: the environment's only
+    host, or a step run once for the environment)."""
 
     name: str
     status: str
     seconds: float
     detail: str = ""
+    host: str = ""
 
     def as_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["seconds"] = round(self.seconds, 3)
+        if not self.host:
+            del data["host"]
         return data
 
 
@@ -58,6 +65,9 @@ class Outcome:
     tag: str | None = None
     warnings: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    #: The SSH hosts a fleet's command worked on, and those --skip-unreachable left out.
+    hosts: list[str] = field(default_factory=list)
+    skipped_hosts: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -81,6 +91,7 @@ class StepRunner:
         secrets: Iterable[str],
         on_start: Callable[[str], None] | None = None,
         where: str | None = None,
+        host: str = "",
     ) -> None:
         self.results = results
         self.on_step = on_step
@@ -91,6 +102,12 @@ class StepRunner:
         self.running: str | None = None
         #: The deploy root: where a full disk is, when an error names no file.
         self.where = where
+        #: The host the steps run on, in a deploy to several (``StepResult.host``).
+        self.host = host
+
+    def on(self, host: str, where: str | None = None) -> StepRunner:
+        """A runner for the steps run on ``host``, into the same results (thread-safe)."""
+        return StepRunner(self.results, self.on_step, self.secrets, None, where, host)
 
     def mask(self, text: str) -> str:
         return mask(text, self.secrets)
@@ -151,7 +168,8 @@ class StepRunner:
         first_line = self.mask(detail.strip().splitlines()[0]) if detail.strip() else ""
         if len(first_line) > DETAIL_LENGTH:
             first_line = first_line[: DETAIL_LENGTH - 3] + "..."
-        result = StepResult(name, status, time.monotonic() - started, first_line)
-        self.results.append(result)
-        if self.on_step is not None:
-            self.on_step(result)
+        result = StepResult(name, status, time.monotonic() - started, first_line, self.host)
+        with _RECORDING:  # the hosts of a fleet run their steps in threads
+            self.results.append(result)
+            if self.on_step is not None:
+                self.on_step(result)

@@ -10,14 +10,13 @@ from typing import Any
 from django.conf import settings
 
 from django_cd import conf
-from django_cd.env import read_env_file
 from django_cd.pipeline import history, smoke
 from django_cd.pipeline.errors import PipelineError, StepFailed, describe_os_error
 from django_cd.pipeline.files import BACKUP_MODE, Privacy
 from django_cd.pipeline.host import Host, LocalHost
 from django_cd.pipeline.layout import Layout
 from django_cd.pipeline.lock import Lock
-from django_cd.pipeline.release import Release
+from django_cd.pipeline.release import Release, read_env_values
 from django_cd.pipeline.restore import restore_clean
 from django_cd.pipeline.secrets import mask, secret_values
 from django_cd.pipeline.server import AppServer, server_for
@@ -34,9 +33,8 @@ class Target:
         if not self.env.is_local and isinstance(self.host, LocalHost):
             # Never deploy "to web1" by writing to this machine instead.
             raise PipelineError(
-                f"Environment {self.env.name!r} lists SSH hosts ({', '.join(self.env.hosts)}); "
-                "this version of django-cd deploys to 'local' only. Use hosts: ['local'] "
-                "on the machine itself."
+                f"Environment {self.env.name!r} lists SSH hosts, so it has no target on "
+                "this machine: reach its hosts through django_cd.pipeline.fleet."
             )
         if self.env.instances is not None:  # issue 15: a template is never deployed itself
             raise PipelineError(
@@ -65,14 +63,10 @@ class Target:
 
     def secrets(self) -> list[str]:
         """Secret values of the target's ``shared/.env``, to mask in any output."""
-        if not self.host.exists(self.layout.env_file):
-            return []
         try:
-            if isinstance(self.host, LocalHost):
-                return secret_values(read_env_file(self.layout.env_file))
-        except OSError:
+            return secret_values(read_env_values(self.host, self.layout.env_file))
+        except OSError:  # missing or unreadable: nothing of it can be printed either
             return []
-        return []
 
     def mask(self, text: str) -> str:
         """``text`` with the target's secrets masked."""
@@ -139,18 +133,19 @@ class Target:
         return lock
 
     def record_broken_lock(self, lock: Lock, who: dict[str, str]) -> None:
-        """History notes every stale lock that ``--break-lock`` broke."""
-        if lock.broken is None:
+        """History notes every stale lock that ``--break-lock`` broke, and every expired
+        one taken over."""
+        if lock.broken is None and lock.expired is None:
             return
         history.append(
             self.host,
             self.layout,
             {
-                "event": "lock_broken",
+                "event": "lock_broken" if lock.broken else "lock_expired",
                 "env": self.env.name,
                 "at": history.now(),
                 "by": who,
-                "stale_lock": lock.broken,
+                "stale_lock": lock.broken or lock.expired,
                 "for": lock.info.action,
             },
         )

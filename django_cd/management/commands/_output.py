@@ -56,8 +56,9 @@ def step_printer(command: BaseCommand, verbosity: int) -> Callable[[StepResult],
             "skipped": command.style.WARNING,
         }[step.status]
         detail = f"  {step.detail}" if step.detail else ""
+        where = f"{step.host}  " if step.host else ""  # a deploy to several hosts
         command.stdout.write(
-            f"  {step.name:<14}{style(f'{step.status:<8}')}{step.seconds:6.2f}s{detail}"
+            f"  {where}{step.name:<14}{style(f'{step.status:<8}')}{step.seconds:6.2f}s{detail}"
         )
 
     return print_step
