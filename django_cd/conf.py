@@ -932,12 +932,12 @@ def _validate_fleet(
     problems: list[Problem] = []
 
     def problem(number: str, message: str, hint: str) -> None:
-        problems.append(Problem(f"django_cd.E{number}", f"{where}: {message}", hint))
+        problems.append(Problem(f"django_cd.{number}", f"{where}: {message}", hint))
 
     defaults = values["host_defaults"]
     if not isinstance(defaults, Mapping) or "host" in defaults:
         problem(
-            "183",
+            "E183",
             "'host_defaults' must be a dict of host options (no 'host').",
             "Give the options every SSH host shares, e.g. {'key_file': '~/.ssh/deploy'}.",
         )
@@ -946,7 +946,7 @@ def _validate_fleet(
         try:
             HostSpec.parse({"host": "user@defaults", **defaults})
         except HostSpecError as error:
-            problem("183", f"host_defaults: {error}", "docs/hosts.md lists the host options.")
+            problem("E183", f"host_defaults: {error}", "docs/hosts.md lists the host options.")
             defaults = {}
     hosts = values["hosts"] if isinstance(values["hosts"], list | tuple) else []
     addresses: list[str] = []
@@ -956,31 +956,31 @@ def _validate_fleet(
         try:
             addresses.append(HostSpec.parse(entry, defaults).address)
         except HostSpecError as error:
-            problem("180", str(error), "docs/hosts.md shows every form of a host entry.")
+            problem("E180", str(error), "docs/hosts.md shows every form of a host entry.")
     if addresses and "local" in hosts:
         problem(
-            "180",
+            "E180",
             "'local' is listed with SSH hosts.",
             "Reach this machine over SSH as well ('user@its-name'), or deploy it as an "
             "environment of its own.",
         )
     if len(set(addresses)) < len(addresses):
         twice = sorted({a for a in addresses if addresses.count(a) > 1})
-        problem("180", f"host(s) {', '.join(twice)} are listed twice.", "List each host once.")
+        problem("E180", f"host(s) {', '.join(twice)} are listed twice.", "List each host once.")
     sources = [key for key in ("hosts_file", "hosts_command") if values[key] is not None]
     for key in sources:
         if not isinstance(values[key], str) or not values[key].strip():
-            problem("181", f"{key!r} must be a non-empty string.", "docs/hosts.md")
+            problem("E181", f"{key!r} must be a non-empty string.", "docs/hosts.md")
     if len(sources) > 1 or (sources and "hosts" in env):
         problem(
-            "181",
+            "E181",
             f"the hosts are listed in more than one place ({', '.join(['hosts', *sources])}).",
             "Keep one of 'hosts', 'hosts_file' and 'hosts_command'.",
         )
     migration_host = values["migration_host"]
     if migration_host is not None and not sources and migration_host not in addresses:
         problem(
-            "182",
+            "E182",
             f"migration_host {migration_host!r} is not one of its SSH hosts.",
             f"Name one as 'user@host:port': {', '.join(addresses) or 'none are listed'}.",
         )

@@ -14,8 +14,9 @@ import re
 from dataclasses import dataclass
 
 from django_cd import conf
-from django_cd.pipeline import Target, history
+from django_cd.pipeline import history
 from django_cd.pipeline.errors import PipelineError
+from django_cd.pipeline.fleet import primary_target
 from django_cd.pipeline.gitrepo import TAG_PREFIX, Repository
 
 
@@ -54,12 +55,18 @@ def passes(repo: Repository, source: conf.Environment) -> list[Pass]:
 
 def _successful_tags(source: conf.Environment) -> set[str]:
     try:
-        target = Target(source)
+        target = primary_target(source)  # a fleet's history is kept on its first host
     except PipelineError:
         return set()
+    try:
+        events = history.read(target.host, target.layout)
+    except PipelineError:  # an SSH host that cannot be reached
+        return set()
+    finally:
+        target.host.close()
     return {
         str(entry.get("tag"))
-        for entry in history.read(target.host, target.layout)
+        for entry in events
         if entry.get("event") == "deploy" and entry.get("status") == "success" and entry.get("tag")
     }
 

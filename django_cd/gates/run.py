@@ -8,6 +8,7 @@ from django_cd import conf
 from django_cd.gates import deployers, policy, promotion, source, target
 from django_cd.gates.result import Report, fail, ok
 from django_cd.pipeline import PipelineError, Target
+from django_cd.pipeline.fleet import primary_target
 from django_cd.pipeline.gitrepo import Repository
 from django_cd.pipeline.target import base_dir
 from django_cd.testing.results import NotARepository
@@ -48,9 +49,10 @@ def evaluate(
     release (``target.release_gates``) once the release is unpacked, under the lock,
     so that one Django process serves the gates and the deploy.
     """
+    deploy_target: Target | None = None
     try:
         repo = repository or Repository.find(conf.get_config()["REPOSITORY"], base_dir())
-        deploy_target = Target(env)
+        deploy_target = primary_target(env)  # a fleet's: the migration host
         if ref is None:
             ref, _ = default_ref(repo, env)
         report = Report(env=env.name, ref=ref, force_reason=force_reason)
@@ -76,4 +78,7 @@ def evaluate(
                 report.add(gate)
     except (PipelineError, NotARepository) as error:
         raise CannotEvaluate(str(error)) from None
+    finally:
+        if deploy_target is not None:
+            deploy_target.host.close()
     return report

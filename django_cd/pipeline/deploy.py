@@ -859,9 +859,7 @@ def switch_batches(env: conf.Environment, count: int) -> list[list[int]]:
     return [hosts]
 
 
-def _failure(
-    error: BaseException, runner: StepRunner, *hosts: StepRunner
-) -> tuple[str, str, str]:
+def _failure(error: BaseException, runner: StepRunner, *hosts: StepRunner) -> tuple[str, str, str]:
     """(failed step, message, output) of whatever stopped a deploy or rollback; ``hosts``:
     the runners of each host's steps, into ``runner``'s results."""
     if isinstance(error, StepFailed):

@@ -14,11 +14,12 @@ from __future__ import annotations
 import getpass
 import json
 import os
+import socket
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from django_cd.pipeline.history import append, now
-from django_cd.pipeline.host import Host
+from django_cd.pipeline.host import Host, LocalHost
 from django_cd.pipeline.layout import Layout
 
 if TYPE_CHECKING:
@@ -43,7 +44,8 @@ class Journal:
         journal.data = {
             "action": action,
             "pid": os.getpid(),
-            "host": host.name,
+            # The machine the command runs on, where its pid can be checked.
+            "host": socket.gethostname(),
             "user": getpass.getuser(),
             "started": now(),
             "step": None,
@@ -174,7 +176,8 @@ def interrupted(host: Host, layout: Layout) -> Interrupted | None:
     pid = data.get("pid")
     if data.get("ended"):
         return Interrupted(data)
-    if data.get("host") == host.name and isinstance(pid, int) and host.pid_alive(pid):
+    here = socket.gethostname()
+    if data.get("host") == here and isinstance(pid, int) and LocalHost().pid_alive(pid):
         return None
     return Interrupted(data)
 

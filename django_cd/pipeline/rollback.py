@@ -12,6 +12,7 @@ the plan step says what fails until the switch (``rollback_order``).
 
 from __future__ import annotations
 
+import contextlib
 import posixpath
 import time
 from collections.abc import Callable
@@ -26,6 +27,7 @@ from django_cd.pipeline import history, journal, migrations, processes, rollback
 from django_cd.pipeline.agent import agents
 from django_cd.pipeline.deploy import _failure
 from django_cd.pipeline.errors import PipelineError, StepFailed, describe_os_error
+from django_cd.pipeline.fleet import Member, close, each, fleet_targets
 from django_cd.pipeline.host import Host
 from django_cd.pipeline.interrupt import terminate_as_interrupt
 from django_cd.pipeline.journal import Journal
@@ -48,8 +50,13 @@ class Rollback:
         restore_flags: bool = False,
         on_step: Callable[[StepResult], None] | None = None,
         host: Host | None = None,
+        targets: list[Target] | None = None,
     ) -> None:
-        self.target = Target(env, host) if host else Target(env)
+        if targets is None:
+            targets = [Target(env, host)] if host else fleet_targets(env)
+        #: One per host; the first holds the lock and the history and migrates.
+        self.members = [Member(target) for target in targets]
+        self.target = targets[0]
         self.env, self.host, self.layout = env, self.target.host, self.target.layout
         self.to = to
         self.with_db = with_db
@@ -116,47 +123,88 @@ class Rollback:
     def run(self) -> Outcome:
         started = time.monotonic()
         outcome = self.outcome
-        self.choose()  # refuse before touching anything, not even the lock
-        lock = self.target.take_lock("rollback", self.break_lock)
         try:
-            with terminate_as_interrupt(), agents(self.host):
-                leftover = journal.leftover(self.target, history.deployer())
-                if leftover is not None:
-                    raise PipelineError(
-                        f"An earlier {leftover.describe()}. Nothing was changed. Run "
-                        f"manage.py status --env={self.env.name} to see how far it got, "
-                        f"then manage.py repair --env={self.env.name}."
-                    )
-                current, target = self.choose()
-                outcome.warnings += self.notes
-                outcome.previous, outcome.release = current, target
-                outcome.commit = self.layout.read_manifest(self.host, target).get("commit")
-                self._run_locked(outcome, current, target)
+            self.choose()  # refuse before touching anything, not even the lock
+            lock = self.target.take_lock("rollback", self.break_lock)
+            if lock.expired:
+                outcome.warnings.append(f"Took over an expired lock: {lock.expired}.")
+            try:
+                with terminate_as_interrupt(), contextlib.ExitStack() as stack:
+                    for member in self.members:
+                        stack.enter_context(agents(member.host))
+                    for member in self.members:
+                        leftover = journal.leftover(member.target, history.deployer())
+                        if leftover is not None:
+                            on = f" on {member.host.name}" if len(self.members) > 1 else ""
+                            raise PipelineError(
+                                f"An earlier {leftover.describe()}{on}. Nothing was changed. "
+                                f"Run manage.py status --env={self.env.name} to see how far "
+                                f"it got, then manage.py repair --env={self.env.name}."
+                            )
+                    current, target = self.choose()
+                    self._check_fleet(target)
+                    outcome.warnings += self.notes
+                    outcome.previous, outcome.release = current, target
+                    outcome.commit = self.layout.read_manifest(self.host, target).get("commit")
+                    self._run_locked(outcome, current, target)
+            finally:
+                lock.release()
+                outcome.seconds = time.monotonic() - started
+            outcome.warnings += announce(self.target, outcome)  # issue 12: never raises
         finally:
-            lock.release()
-            outcome.seconds = time.monotonic() - started
-        outcome.warnings += announce(self.target, outcome)  # issue 12: never raises
+            close([member.target for member in self.members])
         return outcome
 
+    def _check_fleet(self, release_id: str) -> None:
+        """All or nothing: every host must hold ``release_id`` before any switches."""
+        if len(self.members) == 1:
+            return
+        missing: list[str] = []
+
+        def look(member: Member) -> None:
+            member.previous = member.layout.current_release(member.host)
+            if not member.host.exists(member.layout.release(release_id)):
+                missing.append(member.host.name)
+
+        each(self.members, look)
+        if missing:
+            raise PipelineError(
+                f"Release {release_id} is not on {', '.join(sorted(missing))}, so the fleet "
+                "cannot go back to it as one; nothing was changed. Pick a release every "
+                f"host holds with --to (manage.py releases --env={self.env.name})."
+            )
+        self.outcome.hosts = [member.host.name for member in self.members]
+
     def _run_locked(self, outcome: Outcome, current: str, target: str) -> None:
-        runner = StepRunner(
-            outcome.steps, self.on_step, self.target.secrets(), where=self.layout.root
-        )
+        fleet = len(self.members) > 1
+        secrets = [value for member in self.members for value in member.target.secrets()]
+        runner = StepRunner(outcome.steps, self.on_step, secrets, where=self.layout.root)
+        for member in self.members:
+            member.label = member.host.name if fleet else ""
+            member.runner = runner.on(member.label, member.layout.root)
+            if member.previous is None:
+                member.previous = current if member is self.members[0] else None
         switched = False
         opened: Journal | None = None
+        journals: list[Journal] = []
         try:
             manifest_now = self.layout.read_manifest(self.host, current)
             manifest_to = self.layout.read_manifest(self.host, target)
-            opened = Journal.begin(
-                self.host,
-                self.layout,
-                action="rollback",
-                release=target,
-                previous=current,
-                commit=outcome.commit,
-                migrations_before=manifest_now.get("migrations"),
-                backup=None,
-            )
+            for member in self.members:
+                journals.append(
+                    Journal.begin(
+                        member.host,
+                        member.layout,
+                        action="rollback",
+                        release=target,
+                        previous=member.previous or current,
+                        commit=outcome.commit,
+                        migrations_before=manifest_now.get("migrations"),
+                        backup=None,
+                    )
+                )
+                member.steps.on_start = journals[-1].intend
+            opened = journals[0]
             runner.on_start = opened.intend
             same_schema = manifest_now.get("migrations") == manifest_to.get("migrations")
             if same_schema and manifest_now.get("migrations") is not None:
@@ -166,40 +214,56 @@ class Rollback:
             after_switch = self._database(
                 runner, current, target, manifest_to.get("migrations"), same_schema
             )
-            # The old code runs with today's shared/.env (rotated secrets, new options).
-            self.target.release(target).snapshot_env_file()
             switched = True
-            runner.run("switch", lambda: self._switch_to(target))
-            runner.run("reload", lambda: self.target.server.reload(self.target.release(target)))
-            processes.restart_step(runner, self.target, self.target.release(target), quiet=True)
+            each(self.members, lambda member: self._switch_host(member, target))
             if after_switch is not None:
                 # Only additions to undo: the old code already serves on the newer schema.
                 runner.run("database", after_switch)
             if self.restore_flags:
                 runner.run("flags", lambda: self._restore_flags(target, manifest_to))
-            url = self.target.url
-            if url:
-                runner.run("smoke", lambda: self.target.check_serving(url, target))
+            each(self.members, lambda member: self._smoke(member, target))
         except (Exception, KeyboardInterrupt) as error:
-            outcome.failed_step, outcome.error, outcome.error_output = _failure(error, runner)
+            hosts = [m.runner for m in self.members if m.runner is not None]
+            outcome.failed_step, outcome.error, outcome.error_output = _failure(
+                error, runner, *hosts
+            )
             complete = not switched or self._switch_back(outcome, runner, current)
             self._record(outcome)
-            if opened is not None:
-                if complete and not (runner.running == "database" or self._touched(outcome)):
-                    opened.close()
+            touched = runner.running == "database" or self._touched(outcome)
+            for each_journal in journals:
+                if complete and not touched:
+                    each_journal.close()
                 else:
-                    opened.leave(undo_failed=not complete)
+                    each_journal.leave(undo_failed=not complete)
             if isinstance(error, KeyboardInterrupt):
                 raise
             return
         outcome.status = "success"
-        try:
-            self._mark(current, "rolled_back")
-            self._mark(target, "deployed")
-        except OSError as error:
-            outcome.warnings.append(describe_os_error(error, self.layout.releases))
+        for member in self.members:
+            try:
+                self._mark(member, current, "rolled_back")
+                self._mark(member, target, "deployed")
+            except OSError as error:
+                outcome.warnings.append(describe_os_error(error, member.layout.releases))
         self._record(outcome)
-        opened.close()
+        for each_journal in journals:
+            each_journal.close()
+
+    def _switch_host(self, member: Member, release_id: str) -> None:
+        target, steps = member.target, member.steps
+        release = target.release(release_id)
+        # The old code runs with today's shared/.env (rotated secrets, new options).
+        release.snapshot_env_file()
+        member.switched = True
+        steps.run("switch", lambda: self._switch_to(member, release_id))
+        steps.run("reload", lambda: target.server.reload(release))
+        processes.restart_step(steps, target, release, quiet=True)
+
+    @staticmethod
+    def _smoke(member: Member, release_id: str) -> None:
+        url = member.target.url
+        if url:
+            member.steps.run("smoke", lambda: member.target.check_serving(url, release_id))
 
     @staticmethod
     def _touched(outcome: Outcome) -> bool:
@@ -207,11 +271,17 @@ class Rollback:
         return any(s.name == "database" and s.status != "skipped" for s in outcome.steps)
 
     def _record(self, outcome: Outcome) -> None:
-        try:
-            entry = self._entry(outcome)
-            outcome.warnings += filter(None, [self.target.record(entry, self._mirror_with)])
-        except OSError as error:
-            outcome.warnings.append(describe_os_error(error, self.layout.history))
+        """History on every host; the database mirrors it once, from the first."""
+        entry = self._entry(outcome)
+        for member in self.members:
+            try:
+                if member is self.members[0]:
+                    mirror = member.target.record(entry, self._mirror_with)
+                    outcome.warnings += filter(None, [mirror])
+                else:
+                    history.append(member.host, member.layout, entry)
+            except OSError as error:
+                outcome.warnings.append(describe_os_error(error, member.layout.history))
 
     def _database(
         self,
@@ -327,26 +397,38 @@ class Rollback:
             raise StepFailed("flags", "Restoring the flag states failed.", str(error)) from None
         return "; ".join(lines) or "flag states already as recorded"
 
-    def _switch_to(self, release_id: str) -> str:
-        self.host.switch_link(self.layout.current, posixpath.join("releases", release_id))
+    @staticmethod
+    def _switch_to(member: Member, release_id: str) -> str:
+        member.host.switch_link(member.layout.current, posixpath.join("releases", release_id))
         return f"current -> releases/{release_id}"
 
     def _switch_back(self, outcome: Outcome, runner: StepRunner, current: str) -> bool:
+        """Every host that was switched back onto what it served before."""
         undo = StepRunner(outcome.rollback_steps, self.on_step, runner.secrets)
-        try:
-            undo.run("switch", lambda: self._switch_to(current))
-            undo.run("reload", lambda: self.target.server.reload(self.target.release(current)))
-            processes.restart_step(undo, self.target, self.target.release(current), quiet=True)
-        except StepFailed as error:
-            outcome.warnings.append(f"Switching back to {current} failed: {error}")
-            return False
-        return True
+        failed: list[str] = []
 
-    def _mark(self, release_id: str, status: str) -> None:
-        manifest = self.layout.read_manifest(self.host, release_id)
+        def back(member: Member) -> None:
+            steps = undo.on(member.label, member.layout.root)
+            previous = member.target.release(member.previous or current)
+            try:
+                steps.run("switch", lambda: self._switch_to(member, previous.id))
+                steps.run("reload", lambda: member.target.server.reload(previous))
+                processes.restart_step(steps, member.target, previous, quiet=True)
+            except StepFailed as error:
+                failed.append(
+                    f"Switching {member.label or 'back'} to {previous.id} failed: {error}"
+                )
+
+        each([m for m in self.members if m.switched], back)
+        outcome.warnings += failed
+        return not failed
+
+    @staticmethod
+    def _mark(member: Member, release_id: str, status: str) -> None:
+        manifest = member.layout.read_manifest(member.host, release_id)
         if "commit" in manifest:
             manifest["status"] = status
-            self.layout.write_manifest(self.host, manifest)
+            member.layout.write_manifest(member.host, manifest)
 
     def _entry(self, outcome: Outcome) -> dict[str, Any]:
         return {
@@ -363,6 +445,7 @@ class Rollback:
             "error": outcome.error,
             "steps": [step.as_dict() for step in outcome.steps],
             "rollback_steps": [step.as_dict() for step in outcome.rollback_steps],
+            **({"hosts": outcome.hosts} if outcome.hosts else {}),
         }
 
 

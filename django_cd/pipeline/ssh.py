@@ -28,6 +28,7 @@ import contextlib
 import errno
 import inspect
 import io
+import logging
 import os
 import posixpath
 import re
@@ -72,6 +73,12 @@ _PARENT_CHECK = (
 )
 #: How long leaving a guard waits for the remote lock holder to exit.
 _GUARD_RELEASE_SECONDS = 10.0
+
+# paramiko logs every connection and SFTP session at INFO: noise in a deploy's output
+# under a project whose root logger takes INFO. A level the project set stays.
+for _name in ("paramiko", "paramiko.transport", "paramiko.transport.sftp"):
+    if logging.getLogger(_name).level == logging.NOTSET:
+        logging.getLogger(_name).setLevel(logging.WARNING)
 
 
 class SSHHost(Host):

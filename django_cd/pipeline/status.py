@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from django_cd.pipeline import consistency, journal, processes
+from django_cd.pipeline.errors import PipelineError
+from django_cd.pipeline.fleet import each
 from django_cd.pipeline.target import Target
+
+#: What ``fleet_status`` shows of each host.
+HOST_FIELDS = ("current", "current_commit", "interrupted", "running", "server", "processes")
 
 
 def environment_status(target: Target, *, database: bool = True) -> dict[str, Any]:
@@ -41,6 +47,38 @@ def environment_status(target: Target, *, database: bool = True) -> dict[str, An
     server = target.server.status()
     report["server"] = {"running": server.running, "pid": server.pid, "detail": server.detail}
     report["processes"] = processes.RoleProcesses(target).status()  # issue 14 §7
+    return report
+
+
+def fleet_status(targets: Sequence[Target], *, database: bool = True) -> dict[str, Any]:
+    """``environment_status`` of the first host (the lock, the history, the database),
+    and for a fleet each host's release, interrupted command and server, and whether
+    the fleet is on one release. A host that cannot be reached is a finding, not an
+    error: status is what an operator runs when things are broken."""
+    report = environment_status(targets[0], database=database)
+    if len(targets) == 1:
+        return report
+    rows: dict[str, dict[str, Any]] = {}
+
+    def look(target: Target) -> None:
+        name = target.host.name
+        try:
+            found = report if target is targets[0] else environment_status(target, database=False)
+        except (PipelineError, OSError) as error:
+            rows[name] = {"host": name, "reachable": False, "error": str(error)}
+            return
+        rows[name] = {"host": name, "reachable": True, **{k: found[k] for k in HOST_FIELDS}}
+
+    each(list(targets), look)
+    report["hosts"] = [rows[target.host.name] for target in targets]
+    releases: dict[str, list[str]] = {}
+    for row in report["hosts"]:
+        if row["reachable"]:
+            releases.setdefault(str(row["current"]), []).append(row["host"])
+    report["fleet"] = {
+        "releases": releases,
+        "consistent": len(releases) == 1 and all(row["reachable"] for row in report["hosts"]),
+    }
     return report
 
 
@@ -89,4 +127,27 @@ def problems(report: dict[str, Any]) -> list[str]:
             f"The database could not be compared with the current release: {database['error']}"
         )
     found += processes.problems(report.get("processes") or [], report["current"])
+    return found + _fleet_problems(report)
+
+
+def _fleet_problems(report: dict[str, Any]) -> list[str]:
+    env = report["env"]
+    found = []
+    for row in report.get("hosts", [])[1:]:  # the first host's are the report's own
+        if not row["reachable"]:
+            found.append(f"Host {row['host']} cannot be reached: {row['error']}")
+        elif row["interrupted"]:
+            found.append(
+                f"On {row['host']}: an interrupted {row['interrupted']['description']}. "
+                f"Run manage.py repair --env={env}."
+            )
+    fleet = report.get("fleet")
+    if fleet and len(fleet["releases"]) > 1:
+        where = "; ".join(
+            f"{release} on {', '.join(hosts)}" for release, hosts in fleet["releases"].items()
+        )
+        found.append(
+            f"The fleet is not on one release ({where}). Run manage.py deploy --env={env} "
+            f"(or rollback --env={env}) to bring every host onto one."
+        )
     return found

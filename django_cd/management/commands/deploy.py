@@ -94,7 +94,9 @@ class Command(BaseCommand):
                 self._print_plan(deploy.plan(), as_json)
                 return
             if not as_json and verbosity >= 1:
-                self.stdout.write(f"Deploying {gates.ref} to {env.name} ({env.root})")
+                hosts = [member.host.name for member in deploy.members]
+                where = env.root if len(hosts) == 1 else f"{len(hosts)} hosts: {', '.join(hosts)}"
+                self.stdout.write(f"Deploying {gates.ref} to {env.name} ({where})")
             outcome = deploy.run()
         if outcome.status == "refused":  # by a target gate, asked of the new release
             if as_json:

@@ -13,7 +13,8 @@ from django_cd.management.commands._output import (
     warn_if_database_differs,
     write_json,
 )
-from django_cd.pipeline import Target, list_releases
+from django_cd.pipeline import list_releases
+from django_cd.pipeline.fleet import close, fleet_targets
 
 
 class Command(BaseCommand):
@@ -30,12 +31,24 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         env = environment(options["env"])
         with engine_errors():
-            target = Target(env)
-            rows = list_releases(target)
-            warn_if_database_differs(self, target)
+            targets = fleet_targets(env)
+            try:
+                target = targets[0]  # a fleet's history and migration host
+                rows = list_releases(target)
+                warn_if_database_differs(self, target)
+                hosts = {t.host.name: t.layout.current_release(t.host) for t in targets[1:]}
+            finally:
+                close(targets)
+        if hosts:  # a fleet: which release each host serves
+            hosts = {
+                target.host.name: next((r["id"] for r in rows if r["current"]), None),
+                **hosts,
+            }
         if options["json"]:
-            write_json(self.stdout, rows)
+            write_json(self.stdout, {"releases": rows, "hosts": hosts} if hosts else rows)
             return
+        for name, serving in hosts.items():
+            self.stdout.write(f"{name}: current {serving or 'none'}")
         if not rows:
             self.stdout.write(f"No releases of {env.name} under {env.root}.")
             return

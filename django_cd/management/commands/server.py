@@ -13,6 +13,7 @@ from django_cd.management.commands._output import (
     write_json,
 )
 from django_cd.pipeline import PipelineError, StepFailed, Target
+from django_cd.pipeline.fleet import close, fleet_targets
 
 
 class Command(BaseCommand):
@@ -29,31 +30,44 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         env = environment(options["env"])
-        action = options["action"]
         try:
-            target = Target(env)
+            targets = fleet_targets(env)
+        except PipelineError as error:
+            raise CommandError(str(error)) from None
+        try:
+            statuses = [self._act(target, options, fleet=len(targets) > 1) for target in targets]
+        finally:
+            close(targets)
+        if options["action"] == "status" and options["json"]:
+            write_json(self.stdout, statuses[0] if len(statuses) == 1 else statuses)
+
+    def _act(self, target: Target, options: dict[str, Any], *, fleet: bool) -> dict[str, Any]:
+        """The action on one host's server (each host of a fleet in turn)."""
+        action = options["action"]
+        where = f"{target.host.name}: " if fleet else ""
+        try:
             if action != "stop":  # stopping must work whatever state the database is in
                 warn_if_database_differs(self, target)
             if action == "status":
                 status = target.server.status()
-                if options["json"]:
-                    write_json(self.stdout, {"running": status.running, "pid": status.pid})
-                else:
-                    self.stdout.write(f"{target.env.name}: {status.detail}")
-                return
+                if not options["json"]:
+                    self.stdout.write(f"{where}{target.env.name}: {status.detail}")
+                row: dict[str, Any] = {"running": status.running, "pid": status.pid}
+                return {"host": target.host.name, **row} if fleet else row
             if action == "stop":
-                self.stdout.write(target.server.stop())
-                return
+                self.stdout.write(where + target.server.stop())
+                return {}
             current = target.layout.current_release(target.host)
             if current is None:
                 raise CommandError(
-                    f"Nothing is deployed to {target.env.name!r} yet: run manage.py deploy "
-                    f"--env={target.env.name} first."
+                    f"{where}Nothing is deployed to {target.env.name!r} yet: run manage.py "
+                    f"deploy --env={target.env.name} first."
                 )
             release = target.release(current)
             method = target.server.start if action == "start" else target.server.reload
-            self.stdout.write(method(release))
+            self.stdout.write(where + method(release))
+            return {}
         except StepFailed as error:
-            raise CommandError(f"{error}\n{error.output}".strip()) from None
+            raise CommandError(f"{where}{error}\n{error.output}".strip()) from None
         except PipelineError as error:
-            raise CommandError(str(error)) from None
+            raise CommandError(where + str(error)) from None

@@ -17,7 +17,8 @@ from django.core.management.base import BaseCommand, CommandError
 
 from django_cd import conf
 from django_cd.management.commands._output import environment, write_json
-from django_cd.pipeline import PipelineError, Target
+from django_cd.pipeline import PipelineError
+from django_cd.pipeline.fleet import primary_target
 from django_cd.smoke import SmokeReport, SmokeRun, junit
 from django_cd.smoke.run import NAGIOS
 
@@ -97,10 +98,15 @@ class Command(BaseCommand):
         if given:
             return given
         try:
-            target = Target(env)
+            target = primary_target(env)  # a fleet's hosts serve one release
+        except (PipelineError, OSError):
+            return None
+        try:
             return target.layout.current_release(target.host)
         except (PipelineError, OSError):
             return None  # not reachable from here: any release may answer
+        finally:
+            target.host.close()
 
     def _print(self, report: SmokeReport) -> None:
         expected = f", release {report.release}" if report.release else ""

@@ -12,9 +12,9 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError
 
 from django_cd.management.commands._output import engine_errors, environment, write_json
-from django_cd.pipeline import Target
+from django_cd.pipeline.fleet import close, fleet_targets
 from django_cd.pipeline.processes import describe_process
-from django_cd.pipeline.status import environment_status, problems
+from django_cd.pipeline.status import fleet_status, problems
 
 
 class Command(BaseCommand):
@@ -34,7 +34,11 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         env = environment(options["env"])
         with engine_errors():
-            report = environment_status(Target(env), database=not options["no_database"])
+            targets = fleet_targets(env)
+            try:
+                report = fleet_status(targets, database=not options["no_database"])
+            finally:
+                close(targets)
         found = problems(report)
         if options["json"]:
             write_json(self.stdout, {**report, "problems": found})
@@ -81,3 +85,14 @@ class Command(BaseCommand):
         write(f"  server:      {report['server']['detail']}")
         for row in report["processes"]:
             write(f"  process:     {describe_process(row)}")
+        for row in report.get("hosts", []):  # a fleet
+            if not row["reachable"]:
+                write(f"  host:        {row['host']}: UNREACHABLE: {row['error']}")
+                continue
+            write(
+                f"  host:        {row['host']}: {row['current'] or 'nothing deployed'}, "
+                f"{row['server']['detail']}"
+            )
+        if report.get("fleet"):
+            one = report["fleet"]["consistent"]
+            write(f"  fleet:       {'on one release' if one else 'NOT ON ONE RELEASE'}")
