@@ -40,9 +40,15 @@ def init(
     deployed = release_facts(base_dir)
     options.setdefault("sample_rate", _rate("SENTRY_SAMPLE_RATE", 1.0))
     options.setdefault("traces_sample_rate", _rate("SENTRY_TRACES_SAMPLE_RATE", 0.0))
-    options.setdefault("send_default_pii", False)
 
     import sentry_sdk
+
+    if int(sentry_sdk.VERSION.split(".")[0]) >= 3:
+        # 3.x replaced send_default_pii with data_collection, which collects
+        # user identity and request bodies unless told not to.
+        options.setdefault("data_collection", {"user_info": False, "http_bodies": []})
+    else:
+        options.setdefault("send_default_pii", False)
     from sentry_sdk.integrations.django import DjangoIntegration
 
     sentry_sdk.init(

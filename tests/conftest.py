@@ -86,3 +86,25 @@ def stop(project: Project) -> None:
     for pidfile in project.deploy_dir.glob("*/shared/run/*.pid"):
         with contextlib.suppress(ValueError, OSError):
             os.kill(int(pidfile.read_text().strip()), signal.SIGKILL)
+
+
+@pytest.fixture
+def fleet_factory(tmp_path: Path, sample_venvs: Path) -> Iterator[Any]:
+    """``make(count, **options)``: a fleet of ``count`` SSH hosts; all stopped after."""
+    from tests.fleet_hosts import Fleet
+    from tests.sshd_support import SSHD
+
+    if not os.access(SSHD, os.X_OK):
+        pytest.skip(f"{SSHD} is missing: run scripts/ensure-services.sh")
+    made: list[Fleet] = []
+
+    def make(count: int, **options: Any) -> Fleet:
+        fleet = Fleet(tmp_path / f"fleet-{len(made) + 1}", count, sample_venvs, **options)
+        made.append(fleet)
+        return fleet
+
+    try:
+        yield make
+    finally:
+        for fleet in made:
+            fleet.stop()

@@ -8,7 +8,7 @@ from django_cd import conf
 from django_cd.gates import deployers, policy, promotion, source, target
 from django_cd.gates.result import Report, fail, ok
 from django_cd.pipeline import PipelineError, Target
-from django_cd.pipeline.fleet import primary_target
+from django_cd.pipeline.fleet import fleet_targets
 from django_cd.pipeline.gitrepo import Repository
 from django_cd.pipeline.target import base_dir
 from django_cd.testing.results import NotARepository
@@ -16,6 +16,18 @@ from django_cd.testing.results import NotARepository
 
 class CannotEvaluate(Exception):
     """The gates could not run at all (no repository, a remote target...): exit 2."""
+
+
+def _reach_migration_host(env: conf.Environment, migration_target: Target) -> None:
+    """A fleet's gates are asked of its migration host; without it nothing can go on
+    (``--skip-unreachable`` leaves out other hosts only)."""
+    try:
+        migration_target.host.connect()
+    except PipelineError as error:
+        raise PipelineError(
+            f"{error} {migration_target.host.name} is the migration host of {env.name!r}: "
+            "it cannot be skipped. Bring it back, or name another with migration_host."
+        ) from None
 
 
 def default_ref(repo: Repository, env: conf.Environment) -> tuple[str, str]:
@@ -52,7 +64,10 @@ def evaluate(
     deploy_target: Target | None = None
     try:
         repo = repository or Repository.find(conf.get_config()["REPOSITORY"], base_dir())
-        deploy_target = primary_target(env)  # a fleet's: the migration host
+        targets = fleet_targets(env)
+        deploy_target = targets[0]  # a fleet's: the migration host, which holds the lock
+        if len(targets) > 1:
+            _reach_migration_host(env, deploy_target)
         if ref is None:
             ref, _ = default_ref(repo, env)
         report = Report(env=env.name, ref=ref, force_reason=force_reason)

@@ -293,22 +293,19 @@ def disk_gate(
     )
     db_size = database.get("size") if database is not None and backup else 0
     needed = (1 if unpacked else 2) * archive_size + (db_size or 0)
-    where = _existing_parent(target.env.root)
-    free = shutil.disk_usage(where).free
+    where, free = target.host.free_space(target.env.root)
     summary = f"{free / MIB:.0f} MiB free at {where}; about {needed / MIB:.1f} MiB needed"
     if backup and db_size is None:
         summary += " (the backup's size is unknown for this database)"
     if database is None:
         summary += " (a backup's room is weighed in the new release)"
     if free < needed:
-        return fail("disk", summary + ".", f"Free space on the filesystem of {target.env.root}.")
+        return fail(
+            "disk",
+            summary + ".",
+            f"Free space on the filesystem of {target.env.root} on {target.host.name}.",
+        )
     return ok("disk", summary + ".")
-
-
-def _existing_parent(path: str) -> str:
-    while not posixpath.exists(path) and path != "/":
-        path = posixpath.dirname(path)
-    return path
 
 
 def _reload_gate(target: Target) -> Gate:

@@ -269,7 +269,8 @@ class Deploy:
         if id(first) in unreachable or not self.skip_unreachable:
             problems = [unreachable[id(m)] for m in self.members if id(m) in unreachable]
             hint = (
-                f" {first.host.name} is the migration host: it cannot be skipped."
+                f" {first.host.name} is the migration host of {self.env.name!r}: it cannot "
+                "be skipped."
                 if id(first) in unreachable
                 else " Pass --skip-unreachable to deploy the other hosts without them."
             )

@@ -211,6 +211,11 @@ class Host(ABC):
         """A new empty directory outside any deploy root; the caller removes it."""
 
     @abstractmethod
+    def free_space(self, path: str) -> tuple[str, int]:
+        """The nearest existing directory at or above ``path``, and the bytes free to
+        this user on its filesystem."""
+
+    @abstractmethod
     def pid_alive(self, pid: int) -> bool: ...
 
     @abstractmethod
@@ -420,6 +425,11 @@ class LocalHost(Host):
 
     def make_temp_dir(self) -> str:
         return tempfile.mkdtemp(prefix="django-cd-")
+
+    def free_space(self, path: str) -> tuple[str, int]:
+        while not os.path.exists(path) and path != "/":
+            path = os.path.dirname(path)
+        return path, shutil.disk_usage(path).free
 
     def pid_alive(self, pid: int) -> bool:
         try:

@@ -420,6 +420,16 @@ class SSHHost(Host):
     def make_temp_dir(self) -> str:
         return self._shell("mktemp -d -t django-cd-XXXXXXXXXX").decode().strip()
 
+    def free_space(self, path: str) -> tuple[str, int]:
+        # POSIX df: one header line, then "filesystem blocks used available ..." in KiB.
+        script = (
+            f"p={shlex.quote(path)}; "
+            'while [ ! -e "$p" ] && [ "$p" != / ]; do p=$(dirname -- "$p"); done; '
+            'printf "%s\\n" "$p"; df -P -k -- "$p"'
+        )
+        lines = self._shell(script, path=path).decode().splitlines()
+        return lines[0], int(lines[-1].split()[3]) * 1024
+
 
 class RemoteProcess:
     """A command started by ``SSHHost.spawn``, looking like ``subprocess.Popen``.

@@ -51,6 +51,12 @@ class Command(BaseCommand):
         parser.add_argument(
             "--break-lock", action="store_true", help="Break a stale lock (recorded in history)."
         )
+        parser.add_argument(
+            "--skip-unreachable",
+            action="store_true",
+            help="Deploy a fleet without the SSH hosts that cannot be reached (never the "
+            "migration host); they keep serving what they served (recorded).",
+        )
         _gates.add_force_arguments(parser)
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -88,6 +94,7 @@ class Command(BaseCommand):
                 predeploy=gates.record(),
                 allow_dirty=options["allow_dirty"],
                 break_lock=options["break_lock"],
+                skip_unreachable=options["skip_unreachable"],
                 on_step=None if as_json else step_printer(self, verbosity),
             )
             if options["dry_run"]:
