@@ -46,6 +46,7 @@ DEFAULTS: dict[str, Any] = {
     "REPOSITORY": None,
     # Seconds after which a deploy lock counts as stale even if its holder may live.
     "LOCK_TIMEOUT": 3600,
+    "LOCK_EXPIRY": 60,
     # Backups of failed or killed deploys kept for inspection, newest first.
     "KEEP_FAILED_BACKUPS": 2,
     # Environment variables naming who runs a CI job, for the ``deployers`` gate.
@@ -1078,6 +1079,16 @@ def _validate_deploy_options(config: Mapping[str, Any]) -> list[Problem]:
                 f"DJANGO_CD['LOCK_TIMEOUT'] must be a positive number of seconds, "
                 f"not {timeout!r}.",
                 "Use the longest a deploy may take, e.g. 3600.",
+            )
+        )
+    expiry = config["LOCK_EXPIRY"]
+    if not isinstance(expiry, int | float) or isinstance(expiry, bool) or expiry < 1:
+        problems.append(
+            Problem(
+                "django_cd.E065",
+                f"DJANGO_CD['LOCK_EXPIRY'] must be a number of seconds of at least 1, "
+                f"not {expiry!r}.",
+                "Use how long a deployer's silence means it died, e.g. 60 (the default).",
             )
         )
     envs = config["ENVIRONMENTS"]

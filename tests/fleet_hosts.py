@@ -14,6 +14,7 @@ import json
 import os
 import secrets
 import signal
+import subprocess
 import sys
 import textwrap
 from dataclasses import dataclass
@@ -80,6 +81,8 @@ class Fleet:
             "".join(host.server.known_hosts.read_text() for host in self.hosts)
         )
         self.options = options
+        #: DJANGO_CD's keys beside ENVIRONMENTS.
+        self.settings: dict[str, Any] = {"KEEP_RELEASES": 3}
         self.configure(**options)
 
     def entry(self, host: FleetHost) -> dict[str, Any]:
@@ -116,7 +119,7 @@ class Fleet:
                 f"""\
                 from .dev import *
 
-                DJANGO_CD = {{"KEEP_RELEASES": 3, "ENVIRONMENTS": {{"staging": {staging!r}}}}}
+                DJANGO_CD = {{**{self.settings!r}, "ENVIRONMENTS": {{"staging": {staging!r}}}}}
                 """
             )
         )
@@ -150,6 +153,21 @@ class Fleet:
 
     def deploy(self, *args: str) -> tuple[int, dict[str, Any], str]:
         return self.project.deploy("staging", *args)
+
+    def start_deploy(self) -> subprocess.Popen[str]:
+        """``deploy --env=staging`` in the background, in a process group of its own."""
+        environ = {**os.environ, "DJANGO_SETTINGS_MODULE": "settings.cdtest"}
+        environ.update(PYTHONUNBUFFERED="1")  # each step's line as it ends
+        environ.pop("COVERAGE_PROCESS_START", None)
+        manage = self.project.repo / "sampleproject" / "manage.py"
+        return subprocess.Popen(
+            [sys.executable, str(manage), "deploy", "--env=staging"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env=environ,
+            start_new_session=True,
+        )
 
     def manage(self, *args: str) -> Any:
         return self.project.manage(*args)

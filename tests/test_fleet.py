@@ -6,7 +6,13 @@ Every assertion about serving is made over HTTP against each host's own gunicorn
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import queue
+import signal
+import threading
+import time
 from typing import Any
 
 from tests.fleet_hosts import Fleet
@@ -132,3 +138,61 @@ def test_the_migration_host_cannot_be_skipped(fleet_factory: Any) -> None:
         in stderr
     )
     assert fleet.hosts[1].releases() == []
+
+
+def test_a_deploy_killed_mid_switch_is_repaired_to_one_release(fleet_factory: Any) -> None:
+    fleet: Fleet = fleet_factory(3)
+    first = deployed(fleet)["release"]
+    fleet.settings["LOCK_EXPIRY"] = 2
+    fleet.configure(strategy="canary", rollout={"canary": 1, "bake": 120})
+    set_title(fleet.project, "Killed during the bake")
+    process = fleet.start_deploy()
+    canary = fleet.hosts[0]
+    lines: queue.Queue[str] = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(line) for line in process.stdout or []],
+                     daemon=True).start()  # fmt: skip
+    seen = []
+    try:  # killed once the canary passed its smoke check: during the bake
+        deadline = time.monotonic() + 240
+        while not any(canary.address in line and " smoke " in line for line in seen):
+            assert time.monotonic() < deadline, "the canary never passed: " + "".join(seen)
+            with contextlib.suppress(queue.Empty):
+                seen.append(lines.get(timeout=1))
+            assert process.poll() is None or not lines.empty(), "".join(seen)
+    finally:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=30)
+    killed = canary.current()
+    assert killed != first
+    assert fleet.currents() == [killed, first, first]
+    assert fleet.answers() == [(200, killed), (200, first), (200, first)]
+
+    status = fleet.manage("status", "--env=staging", "--json")
+    report = json.loads(status.stdout)
+    assert report["fleet"]["consistent"] is False
+    others = [h.address for h in fleet.hosts[1:]]
+    assert report["fleet"]["releases"] == {killed: [canary.address], first: others}
+
+    time.sleep(3)  # the dead deploy's heartbeat is silent past LOCK_EXPIRY
+    code, _, stderr = fleet.deploy()
+    assert code == 1
+    assert f"An earlier deploy of {killed}" in stderr
+    assert "manage.py repair --env=staging" in stderr
+    assert canary.history()[-2]["event"] == "lock_expired"  # taken over, not broken by hand
+    assert fleet.currents() == [killed, first, first]  # the refusal changed nothing
+
+    repaired = fleet.manage("repair", "--env=staging", "--json")
+    assert repaired.returncode == 0, repaired.stdout + repaired.stderr
+    outcome = json.loads(repaired.stdout)
+    assert (outcome["release"], outcome["hosts"]) == (first, [h.address for h in fleet.hosts])
+    assert fleet.currents() == [first] * 3
+    assert fleet.answers() == [(200, first)] * 3
+    assert [h.releases() for h in fleet.hosts] == [[first]] * 3  # the killed one is gone
+    assert not any((h.root / "journal").exists() for h in fleet.hosts)
+    assert all(h.history()[-1]["event"] == "repair" for h in fleet.hosts)
+
+    fleet.configure(strategy="parallel")
+    again = deployed(fleet)["release"]
+    assert fleet.answers() == [(200, again)] * 3
+    status = fleet.manage("status", "--env=staging", "--json")
+    assert json.loads(status.stdout)["fleet"]["consistent"] is True

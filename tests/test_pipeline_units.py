@@ -8,6 +8,8 @@ import os
 import socket
 import subprocess
 import sys
+import time
+from datetime import UTC, datetime, timedelta
 from io import StringIO
 from pathlib import Path
 from typing import Any
@@ -107,6 +109,44 @@ def test_lock_past_its_timeout_and_unreadable_lock(tmp_path: Path) -> None:
     path.write_text("not json")
     with pytest.raises(LockHeld, match=r"^The lock is stale \(the lock file cannot be read\)"):
         Lock(HOST, str(path), action="deploy", timeout=60).acquire()
+
+
+def test_a_lock_whose_heartbeat_stopped_is_taken_over(tmp_path: Path) -> None:
+    # Its holder died on another machine, where no one can check its pid.
+    path = tmp_path / ".lock"
+    beat = (datetime.now(UTC) - timedelta(seconds=90)).isoformat(timespec="seconds")
+    other = {"user": "c", "host": "laptop", "pid": 1, "since": beat, "heartbeat": beat}
+    path.write_text(json.dumps({**other, "action": "deploy"}))
+    with pytest.raises(LockHeld, match="Another deploy holds the lock: c@laptop"):
+        Lock(HOST, str(path), action="deploy", timeout=3600, expiry=120).acquire()
+    lock = Lock(HOST, str(path), action="deploy", timeout=3600, expiry=60)
+    lock.acquire()
+    try:
+        assert lock.expired is not None
+        assert lock.expired.startswith("c@laptop (pid 1)")
+        assert "its heartbeat stopped 9" in lock.expired and "(LOCK_EXPIRY 60 s)" in lock.expired
+        assert json.loads(path.read_text())["pid"] == os.getpid()
+    finally:
+        lock.release()
+    assert not path.exists()
+
+
+def test_the_holder_keeps_its_heartbeat_fresh(tmp_path: Path) -> None:
+    path = tmp_path / ".lock"
+    lock = Lock(HOST, str(path), action="deploy", timeout=3600, expiry=3)  # beats every 0.5 s
+    lock.acquire()
+    try:
+        first = json.loads(path.read_text())["heartbeat"]
+        deadline = time.monotonic() + 10
+        while json.loads(path.read_text())["heartbeat"] == first:
+            assert time.monotonic() < deadline, "the heartbeat was never refreshed"
+            time.sleep(0.1)
+        # A second deployer waiting past the expiry still finds it held.
+        time.sleep(3.5)
+        with pytest.raises(LockHeld, match="Another deploy holds the lock"):
+            Lock(HOST, str(path), action="deploy", timeout=3600, expiry=3).acquire()
+    finally:
+        lock.release()
 
 
 # Secrets -------------------------------------------------------------------
@@ -320,6 +360,9 @@ def check_ids(config: dict[str, Any]) -> list[str]:
 def test_deploy_checks() -> None:
     env = {"settings": "settings.staging", "root": "/srv/app/staging"}
     assert check_ids({"LOCK_TIMEOUT": 0}) == ["django_cd.E050"]
+    assert (
+        check_ids({"LOCK_EXPIRY": 0.5}) == check_ids({"LOCK_EXPIRY": "60"}) == ["django_cd.E065"]
+    )
     assert check_ids({"ENVIRONMENTS": {"s": {**env, "allow_dirty": "no"}}}) == ["django_cd.E051"]
     good = {**env, "server": {"type": "gunicorn", "wsgi": "app.wsgi", "bind": "127.0.0.1:8000"}}
     assert check_ids({"ENVIRONMENTS": {"s": good}, "LOCK_TIMEOUT": 600}) == []

@@ -2,11 +2,12 @@
 
 The lock file holds who took it, from which machine and process, since when,
 for what, and a heartbeat: the holder rewrites it every ``HEARTBEAT_SECONDS``
-while it works. A lock whose process is gone (checked on the deploying machine)
-or that is older than ``DJANGO_CD["LOCK_TIMEOUT"]`` is stale: reported, and
-broken only when asked. A lock whose heartbeat stopped ``EXPIRY_SECONDS`` ago
-has expired: its holder died where no one can check its pid (another machine,
-a fleet's primary host), so the next deploy takes it over and history says so.
+(or a sixth of the expiry, if less) while it works. A lock whose process is gone
+(checked on the deploying machine) or that is older than ``DJANGO_CD["LOCK_TIMEOUT"]``
+is stale: reported, and broken only when asked. A lock whose heartbeat stopped
+``DJANGO_CD["LOCK_EXPIRY"]`` seconds ago has expired: its holder died where no one
+can check its pid (another machine, a fleet's primary host), so the next deploy
+takes it over and history says so.
 
 Taking, breaking and freeing happen under ``Host.guard`` on ``.lock.guard``, so
 two deployers never both break one stale lock and both hold it, and a loser
@@ -28,10 +29,8 @@ from typing import Any
 from django_cd.pipeline.errors import LockHeld
 from django_cd.pipeline.host import Host, LocalHost
 
-#: How often the holder refreshes the lock's heartbeat.
+#: How often, at most, the holder refreshes the lock's heartbeat.
 HEARTBEAT_SECONDS = 10.0
-#: A lock whose heartbeat is older than this has expired (its holder is gone).
-EXPIRY_SECONDS = 60.0
 
 
 @dataclass(frozen=True)
@@ -83,11 +82,15 @@ class Lock:
         *,
         action: str,
         timeout: float,
+        expiry: float = 60.0,
         break_stale: bool = False,
     ) -> None:
         self.host = host
         self.path = path
         self.timeout = timeout
+        #: A lock whose heartbeat is older than this has expired (its holder is gone).
+        self.expiry = expiry
+        self.beat_every = min(HEARTBEAT_SECONDS, expiry / 6)
         self.break_stale = break_stale
         now = _now()
         self.info = LockInfo(
@@ -155,7 +158,7 @@ class Lock:
     def _beat(self) -> None:
         """Refresh the heartbeat while held; a beat that fails is tried again next time
         (a lock that expires while its holder lives is taken over, so keep trying)."""
-        while not self._beating.wait(HEARTBEAT_SECONDS):
+        while not self._beating.wait(self.beat_every):
             self.info = replace(self.info, heartbeat=_now())
             try:
                 with self.host.guard(self.guard_path):
@@ -169,7 +172,7 @@ class Lock:
         if self.held:
             self._beating.set()
             if self._heart is not None and self._heart is not threading.current_thread():
-                self._heart.join(timeout=HEARTBEAT_SECONDS)
+                self._heart.join(timeout=self.beat_every + 5)
             with self.host.guard(self.guard_path):
                 self.host.remove(self.path)
             self.held = False
@@ -209,9 +212,9 @@ class Lock:
         if holder is None:
             return None
         silent = holder.silent_for()
-        if silent is None or silent <= EXPIRY_SECONDS:
+        if silent is None or silent <= self.expiry:
             return None
-        return f"its heartbeat stopped {silent:.0f} s ago (expiry {EXPIRY_SECONDS:.0f} s)"
+        return f"its heartbeat stopped {silent:.0f} s ago (LOCK_EXPIRY {self.expiry:.0f} s)"
 
     def __enter__(self) -> Lock:
         self.acquire()

@@ -17,8 +17,10 @@ records the repair.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import posixpath
+import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -29,6 +31,7 @@ from django_cd.pipeline import consistency, history, journal, migrations, proces
 from django_cd.pipeline.agent import agents
 from django_cd.pipeline.deploy import _failure
 from django_cd.pipeline.errors import PipelineError, StepFailed
+from django_cd.pipeline.fleet import close, each, fleet_targets
 from django_cd.pipeline.host import Host
 from django_cd.pipeline.interrupt import terminate_as_interrupt
 from django_cd.pipeline.journal import Interrupted, Journal
@@ -56,8 +59,50 @@ class RepairPlan:
     why: str
 
 
+@dataclass
+class Follower:
+    """One host's part of a repair: its target, the journal a dead command left there
+    (kept open, so a repair that dies too is found), and its steps."""
+
+    target: Target
+    dead: Interrupted | None
+    journal: Journal | None = None
+    runner: StepRunner | None = None
+
+    @property
+    def steps(self) -> StepRunner:
+        assert self.runner is not None
+        return self.runner
+
+    def open(self, plan: RepairPlan, runner: StepRunner) -> None:
+        host, layout = self.target.host, self.target.layout
+        if self.dead is not None:
+            self.journal = Journal(host, layout)
+            self.journal.data = dict(self.dead.data)
+        else:
+            self.journal = Journal.begin(host, layout, action="repair", release=plan.goal)
+        self.journal.note(repairing=plan.direction, pid=os.getpid(), host=socket.gethostname())
+        runner.on_start = self.journal.intend
+        self.runner = runner
+
+    def discard(self, plan: RepairPlan) -> str | None:
+        """The half-made release the dead deploy left on this host, once undone."""
+        if plan.direction == "forward" or self.dead is None or self.dead.action != "deploy":
+            return None
+        return self.dead.release
+
+    def close(self) -> None:
+        if self.journal is not None:
+            self.journal.close()
+
+
 class Repair:
-    """One repair of ``env``; ``plan()`` tells, ``run()`` does it."""
+    """One repair of ``env``; ``plan()`` tells, ``run()`` does it.
+
+    On a fleet the migration host's journal and database decide the goal; every
+    other host is then brought to that release too (switched, reloaded, answering),
+    so the fleet ends on one release whatever the dead command had switched.
+    """
 
     def __init__(
         self,
@@ -67,37 +112,62 @@ class Repair:
         break_lock: bool = False,
         on_step: Callable[[StepResult], None] | None = None,
         host: Host | None = None,
+        targets: list[Target] | None = None,
     ) -> None:
-        self.target = Target(env, host) if host else Target(env)
+        if targets is None:
+            targets = [Target(env, host)] if host else fleet_targets(env)
+        #: The first holds the lock, the history and the database; the others follow.
+        self.targets = targets
+        self.target = targets[0]
         self.env, self.host, self.layout = env, self.target.host, self.target.layout
         self.forward = forward
         self.break_lock = break_lock
         self.on_step = on_step
         self.outcome = Outcome(action="repair", env=env.name, url=self.target.url)
+        if len(targets) > 1:
+            self.outcome.hosts = [target.host.name for target in targets]
 
     def run(self) -> Outcome:
         started = time.monotonic()
-        lock = self.target.take_lock("repair", self._may_break_lock())
         try:
-            with terminate_as_interrupt(), agents(self.host):
-                data = journal.read(self.host, self.layout)
-                dead = Interrupted(data) if data is not None else None
-                plan = self.plan(dead)
-                if plan is None:
-                    self.outcome.status = "success"
-                    self.outcome.release = self.layout.current_release(self.host)
-                    self.outcome.warnings.append(
-                        "Nothing to repair: no command died part-way, and the database "
-                        f"matches {self.outcome.release or 'the (empty) deployment'}."
-                    )
-                    if data is not None:  # a dead command that had changed nothing
-                        journal.clean_up(self.target, dead, history.deployer())  # type: ignore[arg-type]
-                    return self.outcome
-                self._run_locked(plan, dead)
+            each(self.targets, lambda target: target.host.connect())
+            lock = self.target.take_lock("repair", self._may_break_lock())
+            try:
+                with terminate_as_interrupt(), contextlib.ExitStack() as stack:
+                    for target in self.targets:
+                        stack.enter_context(agents(target.host))
+                    self._run_unlocked()
+            finally:
+                lock.release()
+                self.outcome.seconds = time.monotonic() - started
         finally:
-            lock.release()
-            self.outcome.seconds = time.monotonic() - started
+            close(self.targets)
         return self.outcome
+
+    def _run_unlocked(self) -> None:
+        data = journal.read(self.host, self.layout)
+        dead = Interrupted(data) if data is not None else None
+        plan = self.plan(dead)
+        followers = self._followers(plan)
+        if plan is None and not followers:
+            self.outcome.status = "success"
+            self.outcome.release = self.layout.current_release(self.host)
+            self.outcome.warnings.append(
+                "Nothing to repair: no command died part-way, and the database "
+                f"matches {self.outcome.release or 'the (empty) deployment'}."
+            )
+            who = history.deployer()
+            for target in self.targets:
+                left = journal.interrupted(target.host, target.layout)
+                if left is not None:  # a dead command that had changed nothing there
+                    journal.clean_up(target, left, who)
+            return
+        if plan is None:  # the database is right; only other hosts are not
+            current = self.layout.current_release(self.host)
+            plan = RepairPlan(
+                current, None, None, None, None, "hosts", "hosts not on the fleet's release"
+            )
+        self._run_locked(plan, dead, followers)
 
     def _may_break_lock(self) -> bool:
         """A stale lock left by the dead command the journal names is ours to break."""
@@ -191,42 +261,69 @@ class Repair:
 
     # Run ------------------------------------------------------------------
 
-    def _run_locked(self, plan: RepairPlan, dead: Interrupted | None) -> None:
+    def _followers(self, plan: RepairPlan | None) -> list[Follower]:
+        """The other hosts of a fleet that a dead command left a journal on, or that do
+        not serve the goal; each must hold the goal release (all or nothing)."""
+        goal = plan.goal if plan is not None else self.layout.current_release(self.host)
+        found = []
+        for target in self.targets[1:]:
+            dead = journal.interrupted(target.host, target.layout)
+            if dead is None and target.layout.current_release(target.host) == goal:
+                continue
+            if goal is not None and not target.host.exists(target.layout.release(goal)):
+                raise PipelineError(
+                    f"{target.host.name} does not hold {goal}, the release the repair would "
+                    f"bring the fleet to; nothing was changed. Deploy to {self.env.name} "
+                    "once the fleet is repaired by hand, or restore that release there."
+                )
+            found.append(Follower(target, dead))
+        return found
+
+    def _run_locked(
+        self, plan: RepairPlan, dead: Interrupted | None, followers: list[Follower]
+    ) -> None:
         outcome = self.outcome
         outcome.release, outcome.previous = plan.goal, self.layout.current_release(self.host)
-        runner = StepRunner(
-            outcome.steps, self.on_step, self.target.secrets(), where=self.layout.root
-        )
-        opened = Journal(self.host, self.layout) if dead is not None else None
-        if opened is not None:
-            assert dead is not None
-            opened.data = dict(dead.data)
+        secrets = [value for target in self.targets for value in target.secrets()]
+        runner = StepRunner(outcome.steps, self.on_step, secrets, where=self.layout.root)
+        hosts = [Follower(self.target, dead), *followers]
+        fleet = len(self.targets) > 1
+        for host in hosts:
+            host.open(plan, runner.on(host.target.host.name, host.target.layout.root)
+                      if fleet else runner)  # fmt: skip
+        primary = hosts[0]
         try:
-            if opened is None:
-                opened = Journal.begin(self.host, self.layout, action="repair", release=plan.goal)
-            opened.note(repairing=plan.direction, pid=os.getpid(), host=self.host.name)
-            runner.on_start = opened.intend
-            runner.run("database", lambda: self._database(plan))
-            runner.run("switch", lambda: self._switch(plan.goal))
-            runner.run("reload", lambda: self._reload(plan.goal))
-            goal_release = self._release(plan.goal) if plan.goal else None
-            processes.restart_step(runner, self.target, goal_release, quiet=True)  # issue 14 §7
-            url = self.target.url
-            if url and plan.goal:
-                goal = plan.goal
-                runner.run("smoke", lambda: self.target.check_serving(url, goal))
-            runner.run("verify", lambda: self._verify(plan))
+            primary.steps.run("database", lambda: self._database(plan))
+            each(hosts, lambda host: self._serve(host, plan.goal))
+            primary.steps.run("verify", lambda: self._verify(plan))
         except (Exception, KeyboardInterrupt) as error:
             outcome.failed_step, outcome.error, outcome.error_output = _failure(error, runner)
-            history.append(self.host, self.layout, self._entry(plan, dead))
+            for host in hosts:
+                history.append(host.target.host, host.target.layout, self._entry(plan, dead))
             if isinstance(error, KeyboardInterrupt):
                 raise
             return
         outcome.status = "success"
-        if plan.discard and plan.discard != plan.goal:
-            self.host.remove(self.layout.release(plan.discard))
+        for host in hosts:
+            discard = plan.discard if host is primary else host.discard(plan)
+            if discard and discard != plan.goal:
+                host.target.host.remove(host.target.layout.release(discard))
         outcome.warnings += filter(None, [self.target.record(self._entry(plan, dead))])
-        opened.close()
+        for host in followers:
+            history.append(host.target.host, host.target.layout, self._entry(plan, dead))
+        for host in hosts:
+            host.close()
+
+    def _serve(self, host: Follower, goal: str | None) -> None:
+        """``goal`` current on one host, reloaded, its role processes and its answer."""
+        target, steps = host.target, host.steps
+        steps.run("switch", lambda: self._switch(target, goal))
+        steps.run("reload", lambda: self._reload(target, goal))
+        goal_release = target.release(goal) if goal else None
+        processes.restart_step(steps, target, goal_release, quiet=True)  # issue 14 §7
+        url = target.url
+        if url and goal:
+            steps.run("smoke", lambda: target.check_serving(url, goal))
 
     def _release(self, release_id: str) -> Release:
         return self.target.release(release_id)
@@ -258,19 +355,22 @@ class Repair:
             done.append(f"migrated with {plan.goal}")
         return "; ".join(done) or "nothing to change"
 
-    def _switch(self, goal: str | None) -> str:
+    @staticmethod
+    def _switch(target: Target, goal: str | None) -> str:
+        host, layout = target.host, target.layout
         if goal is None:
-            self.host.remove(self.layout.current)
+            host.remove(layout.current)
             return "removed current (the dead deploy was the first)"
-        if self.layout.current_release(self.host) == goal:
+        if layout.current_release(host) == goal:
             return f"current is {goal} already"
-        self.host.switch_link(self.layout.current, posixpath.join("releases", goal))
+        host.switch_link(layout.current, posixpath.join("releases", goal))
         return f"current -> releases/{goal}"
 
-    def _reload(self, goal: str | None) -> str:
+    @staticmethod
+    def _reload(target: Target, goal: str | None) -> str:
         if goal is None:
-            return self.target.server.stop()
-        return self.target.server.reload(self._release(goal))
+            return target.server.stop()
+        return target.server.reload(target.release(goal))
 
     def _verify(self, plan: RepairPlan) -> str:
         if plan.goal is None:

@@ -221,9 +221,20 @@ class ManagedServer(AppServer):
 
     def _running_pid(self) -> int | None:
         state = self._state()
-        if state and self.host.pid_alive(int(state["pid"])):
+        if not state:
+            return None
+        if self.host.pid_alive(int(state["pid"])):
             return int(state["pid"])
-        return None
+        # A command killed between a handover and saving its state: the master that
+        # took over the pid file serves (a reload adopts it rather than start another).
+        return self._live_pid(str(state.get("pidfile", "")))
+
+    def _live_pid(self, pidfile: str) -> int | None:
+        """The live pid in ``pidfile``, or None."""
+        if not pidfile or not self.host.exists(pidfile):
+            return None
+        text = self.host.read_text(pidfile).strip()
+        return int(text) if text.isdigit() and self.host.pid_alive(int(text)) else None
 
     def status(self) -> ServerStatus:
         state = self._state()
@@ -381,6 +392,7 @@ class ManagedServer(AppServer):
         state, pid = self._state(), self._running_pid()
         if pid is None or state is None:
             return self.start(release)
+        state = {**state, "pid": pid}  # the master that serves, adopted if need be
         serving, detail = self._handover(state, release)
         self._save_state(
             {
@@ -485,6 +497,11 @@ class GunicornServer(ManagedServer):
 
     def _handover(self, state: dict[str, Any], release: Release) -> tuple[int, str]:
         old, pidfile = int(state["pid"]), str(state["pidfile"])
+        orphan = self._live_pid(pidfile + ".2")
+        if orphan is not None and orphan != old:
+            # A new master left by a handover killed half-way: it serves whatever the
+            # dead command was deploying, and its parent ignores USR2 while it lives.
+            self._terminate(orphan)
         self._remove_stale(pidfile + ".2")
         self.host.signal(old, signal.SIGUSR2)
         new = self._wait_pidfile(pidfile + ".2", exclude=old)

@@ -117,6 +117,7 @@ class Target:
             self.layout.lock,
             action=action,
             timeout=self.lock_timeout,
+            expiry=float(conf.get_config()["LOCK_EXPIRY"]),
             break_stale=break_stale,
         )
 
