@@ -114,6 +114,8 @@ class Fleet:
             "hosts": [self.entry(host) for host in self.hosts],
             **options,
         }
+        if "hosts_file" in options or "hosts_command" in options:
+            del staging["hosts"]
         (self.project.repo / "settings" / "cdtest.py").write_text(
             textwrap.dedent(
                 f"""\
@@ -184,4 +186,7 @@ class Fleet:
             for pidfile in (host.root / "shared").glob("run/*.pid"):
                 with contextlib.suppress(ValueError, OSError):
                     os.kill(int(pidfile.read_text().strip()), signal.SIGTERM)
+            for state in (host.root / "shared").glob("run/role-*.json"):  # role processes
+                with contextlib.suppress(ValueError, OSError, KeyError):
+                    os.kill(int(json.loads(state.read_text())["pid"]), signal.SIGKILL)
             host.server.stop()

@@ -196,3 +196,47 @@ def test_a_deploy_killed_mid_switch_is_repaired_to_one_release(fleet_factory: An
     assert fleet.answers() == [(200, again)] * 3
     status = fleet.manage("status", "--env=staging", "--json")
     assert json.loads(status.stdout)["fleet"]["consistent"] is True
+
+
+def test_roles_from_an_inventory_put_the_worker_on_its_own_host(fleet_factory: Any) -> None:
+    fleet: Fleet = fleet_factory(2)
+    web, worker = fleet.hosts
+    inventory = fleet.base / "inventory.jsonl"
+    entries = [
+        {**fleet.entry(web), "roles": ["web"]},
+        {**fleet.entry(worker), "roles": ["worker"]},
+    ]
+    inventory.write_text(
+        "# what the cloud lists\n" + "".join(json.dumps(e) + "\n" for e in entries)
+    )
+    heartbeat = fleet.base / "heartbeat.json"
+    command = f"manage.py heartbeat --file {heartbeat} --interval 0.1"
+    processes = {"worker": {"command": command, "settle": 3, "stop_timeout": 5}}
+
+    def beat(release: str) -> dict[str, Any]:
+        deadline, seen = time.monotonic() + 30, None
+        while time.monotonic() < deadline:
+            with contextlib.suppress(OSError, ValueError):
+                seen = json.loads(heartbeat.read_text())
+                if seen["release"] == release:
+                    return dict(seen)
+            time.sleep(0.1)
+        raise AssertionError(f"no heartbeat from {release}; last: {seen}")
+
+    fleet.configure(hosts_file=str(inventory), processes=processes)
+    first = deployed(fleet)["release"]
+    assert web.get() == (200, first)
+    assert beat(first)["path"] == str(worker.root / "releases" / first)
+    assert not (worker.root / "shared/run/gunicorn.json").exists()  # no web server there
+    assert not (web.root / "shared/run/role-worker.json").exists()  # no worker here
+
+    fleet.configure(hosts_command=f"cat {inventory}", processes=processes)
+    second = deployed(fleet)["release"]
+    assert web.get() == (200, second)
+    assert beat(second)["path"] == str(worker.root / "releases" / second)
+
+    back = fleet.manage("rollback", "--env=staging", "--json")
+    assert back.returncode == 0, back.stdout + back.stderr
+    assert web.get() == (200, first)
+    assert beat(first)["path"] == str(worker.root / "releases" / first)
+    assert fleet.currents() == [first, first]

@@ -9,6 +9,7 @@ of a fleet of one, run in the calling thread.
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import subprocess
 from collections.abc import Callable, Mapping, Sequence
@@ -106,11 +107,29 @@ def host_entries(env: conf.Environment) -> list[str | Mapping[str, Any]]:
 
 
 def _entries(text: str, source: str, env: conf.Environment) -> list[str | Mapping[str, Any]]:
-    entries: list[str | Mapping[str, Any]] = [
-        line.strip()
-        for line in text.splitlines()
-        if line.strip() and not line.strip().startswith("#")
-    ]
+    """One host a line: ``user@host[:port]``, or a JSON object of host options (what an
+    inventory script prints); blank lines and ``#`` comments are left out."""
+    entries: list[str | Mapping[str, Any]] = []
+    for number, line in enumerate(text.splitlines(), 1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        if not line.startswith("{"):
+            entries.append(line)
+            continue
+        try:
+            entry = json.loads(line)
+        except ValueError as error:
+            raise PipelineError(
+                f"Environment {env.name!r}: line {number} of {source} is not a JSON object "
+                f"of host options ({error.args[0]}). Nothing was changed."
+            ) from None
+        if not isinstance(entry, dict):
+            raise PipelineError(
+                f"Environment {env.name!r}: line {number} of {source} is not a JSON object "
+                "of host options. Nothing was changed."
+            )
+        entries.append(entry)
     if not entries:
         raise PipelineError(
             f"Environment {env.name!r}: {source} lists no host. Nothing was changed."
