@@ -147,7 +147,9 @@ REPLACEABLE_STEPS = ("check", "clean_pyc", "collectstatic")
 #: Steps a project's own step may go before or after: those of the prepare phase
 #: (nothing has changed yet) and, after only, ``migrate`` (before the switch).
 STEP_ANCHORS = ("check", "clean_pyc", "collectstatic", "serve_check", "migrate")
-STEP_KEYS = ("name", "run", "after", "before", "timeout", "on_failure", "when", "skip")
+STEP_KEYS = (
+    "name", "run", "after", "before", "timeout", "on_failure", "when", "hosts", "skip",
+)  # fmt: skip
 STEP_TIMEOUT = 600.0
 STEP_NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
 
@@ -160,7 +162,9 @@ class Step:
     environment; ``manage.py`` as its first word means the release's own. It
     runs after or before another step; ``on_failure`` says whether its failure
     undoes the deploy (``undo``) or is a warning (``warn``); ``when`` is
-    ``always`` or ``first_deploy`` (only while the environment has no release).
+    ``always`` or ``first_deploy`` (only while the environment has no release);
+    ``hosts`` is ``each`` (every host of a fleet) or ``migration`` (once for the
+    environment, on its migration host: for what changes the shared database).
     """
 
     name: str
@@ -170,6 +174,7 @@ class Step:
     timeout: float = STEP_TIMEOUT
     on_failure: str = "undo"
     when: str = "always"
+    hosts: str = "each"
     skip: bool = False
 
 
@@ -408,6 +413,7 @@ def _build_step(step: Mapping[str, Any]) -> Step:
         timeout=float(step.get("timeout", STEP_TIMEOUT)),
         on_failure=step.get("on_failure", "undo"),
         when=step.get("when", "always"),
+        hosts=step.get("hosts", "each"),
         skip=bool(step.get("skip", False)),
     )
 
@@ -783,6 +789,13 @@ def _validate_step(where: str, step: Mapping[str, Any], earlier: list[str]) -> l
             "064",
             f"has 'when' {step.get('when')!r}.",
             "Use 'always' or 'first_deploy' (only while the environment has no release).",
+        )
+    if step.get("hosts", "each") not in ("each", "migration"):
+        return problem(
+            "064",
+            f"has 'hosts' {step.get('hosts')!r}.",
+            "Use 'each' (on every host of the fleet) or 'migration' (once, on the "
+            "migration host).",
         )
     return []
 

@@ -13,6 +13,7 @@ import queue
 import signal
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 from tests.fleet_hosts import Fleet
@@ -26,9 +27,23 @@ def deployed(fleet: Fleet, *args: str) -> dict[str, Any]:
     return data
 
 
-def test_four_hosts_deploy_in_parallel_then_roll_back_as_one(fleet_factory: Any) -> None:
-    fleet: Fleet = fleet_factory(4)
+def test_four_hosts_deploy_in_parallel_then_roll_back_as_one(
+    fleet_factory: Any, tmp_path: Path
+) -> None:
+    ran = tmp_path / "ran.log"  # every host is this machine: one file sees them all
+    steps = [
+        {"name": "once", "after": "migrate", "hosts": "migration",
+         "run": ["sh", "-c", f"echo once $PWD >> {ran}"]},
+        {"name": "everywhere", "after": "collectstatic",
+         "run": ["sh", "-c", f"echo each $PWD >> {ran}"]},
+    ]  # fmt: skip
+    fleet: Fleet = fleet_factory(4, steps=steps)
     first = deployed(fleet)["release"]
+    lines = ran.read_text().splitlines()
+    assert sorted(lines) == sorted(
+        [f"once {fleet.hosts[0].root}/releases/{first}"]
+        + [f"each {h.root}/releases/{first}" for h in fleet.hosts]
+    )
     assert fleet.answers() == [(200, first)] * 4
     set_title(fleet.project, "Second")
     data = deployed(fleet)
@@ -41,6 +56,11 @@ def test_four_hosts_deploy_in_parallel_then_roll_back_as_one(fleet_factory: Any)
     for step in data["steps"]:
         per_step.setdefault(step["name"], set()).add(step.get("host", ""))
     assert per_step["plan"] == per_step["migrate"] == {fleet.hosts[0].address}
+    once = {s.get("host"): s["status"] for s in data["steps"] if s["name"] == "once"}
+    assert once == {
+        fleet.hosts[0].address: "ok",
+        **{h.address: "skipped" for h in fleet.hosts[1:]},
+    }
     assert per_step["switch"] == per_step["smoke"] == {h.address for h in fleet.hosts}
     # History on every host; the migration host also keeps what the others do not need.
     assert [h.history()[-1]["release"] for h in fleet.hosts] == [second] * 4

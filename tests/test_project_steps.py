@@ -242,6 +242,7 @@ def test_arrange_places_steps_in_declared_order() -> None:
         ([{"name": "compress", "after": "check", "run": "x", "timeout": 0}], "E064"),
         ([{"name": "compress", "after": "check", "run": "x", "on_failure": "ignore"}], "E064"),
         ([{"name": "compress", "after": "check", "run": "x", "when": "sometimes"}], "E064"),
+        ([{"name": "compress", "after": "check", "run": "x", "hosts": "all"}], "E064"),
         ([{"name": "clean_pyc", "skip": "yes"}], "E064"),
     ],
 )

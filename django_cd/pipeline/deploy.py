@@ -473,6 +473,8 @@ class Deploy:
                 steps.skip(name, "skipped: the environment's steps say so")
             elif step.when == "first_deploy" and member.previous is not None:
                 steps.skip(name, "runs only on the environment's first deploy")
+            elif step.hosts == "migration" and member is not self.migrator:
+                steps.skip(name, "runs once, on the migration host")
             else:
                 assert member.release is not None
                 steps.run(
