@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 # on two cores halve its time (pytest-xdist).
 WORKERS ?= 4
 
-.PHONY: demo demo-instances test lint typecheck services tox clean
+.PHONY: demo demo-instances demo-fleet test lint typecheck services tox clean
 
 $(STAMP): setup.cfg pyproject.toml sampleproject/requirements.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -26,6 +26,11 @@ demo: $(STAMP)
 # Two testing instances from staging, both serving their branch, then destroyed (issue 15).
 demo-instances: $(STAMP)
 	$(BIN)/python scripts/demo_instances.py
+
+# Three sshd test hosts on loopback: a parallel deploy, a rolling one, rollback (issue 14).
+demo-fleet: $(STAMP)
+	bash scripts/ensure-sshd.sh
+	$(BIN)/python scripts/demo_fleet.py
 
 test: $(STAMP) services
 	rm -f .coverage .coverage.*

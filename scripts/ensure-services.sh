@@ -13,14 +13,7 @@ if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null
 fi
 echo "Chromium is ready: $(chromium --version 2>/dev/null | head -n 1)."
 
-if [ ! -x /usr/sbin/sshd ]; then
-    echo "Installing the OpenSSH server from Debian's packages..."
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq
-    # The tests start their own sshd processes; no system service is needed.
-    apt-get install -y -qq openssh-server >/dev/null
-fi
-echo "sshd is ready: $(/usr/sbin/sshd -V 2>&1 | head -n 1)."
+bash "$(dirname "$0")/ensure-sshd.sh"
 
 pg_ready() { pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; }
 
