@@ -49,7 +49,9 @@ def alive_in_fleet(pid: int) -> bool:
 def run_demo() -> str:
     environ = dict(os.environ)
     # The clone's django_cd is not this checkout's: coverage would report it apart.
-    environ.pop("COVERAGE_PROCESS_START", None)
+    # Coverage's subprocess patch passes its configuration in COVERAGE_PROCESS_CONFIG.
+    for name in ("COVERAGE_PROCESS_START", "COVERAGE_PROCESS_CONFIG"):
+        environ.pop(name, None)
     process = subprocess.Popen(
         [sys.executable, str(REPO / "scripts" / "demo_fleet.py")],
         cwd=REPO,
@@ -109,10 +111,17 @@ def test_demo_fleet_deploys_rolls_out_rolls_back_and_stops_all_it_started() -> N
     migrated = re.findall(r"^  (\S+@\S+)\s+migrate\s+ok ", output, re.MULTILINE)
     assert migrated == [f"{user}@127.0.0.1:{SSH_PORTS[0]}"]
     assert len(re.findall(r"^  \S+@\S+\s+smoke\s+ok ", output, re.MULTILINE)) == 9
+    # Each command's closing line names every host, not only the first one's URL.
+    addresses = ", ".join(f"{user}@127.0.0.1:{port}" for port in SSH_PORTS)
+    for release in (first, second, back):
+        assert f"\n  {release} is current on {addresses}\n" in output
     final_status = output.rsplit("status --env=fleet", 1)[1]
     for port in SSH_PORTS:
         assert f"host:        {user}@127.0.0.1:{port}: {first}, running" in final_status
     assert "fleet:       on one release" in final_status
+    # The header says which host it was read on; each server is on its host's line.
+    assert f"  migration:   {user}@127.0.0.1:{SSH_PORTS[0]} (" in final_status
+    assert "  server:" not in final_status
     assert "Demo complete in" in output
 
     # Nothing it started is left: no port answers, no sshd or gunicorn pid runs.

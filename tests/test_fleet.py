@@ -73,7 +73,14 @@ def test_four_hosts_deploy_in_parallel_then_roll_back_as_one(
 
     back = fleet.manage("rollback", "--env=staging", "--json")
     assert back.returncode == 0, back.stderr
-    assert json.loads(back.stdout)["release"] == first
+    rolled = json.loads(back.stdout)
+    assert rolled["release"] == first
+    hosts_of = {s["name"]: set() for s in rolled["steps"]}
+    for step in rolled["steps"]:
+        hosts_of[step["name"]].add(step["host"])
+    # The plan (and the database step, skipped: same schema) on the migration host.
+    assert hosts_of["plan"] == hosts_of["database"] == {fleet.hosts[0].address}
+    assert hosts_of["switch"] == hosts_of["smoke"] == {h.address for h in fleet.hosts}
     assert fleet.answers() == [(200, first)] * 4
     assert fleet.currents() == [first] * 4
 

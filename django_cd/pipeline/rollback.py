@@ -184,6 +184,8 @@ class Rollback:
             member.runner = runner.on(member.label, member.layout.root)
             if member.previous is None:
                 member.previous = current if member is self.members[0] else None
+        # The plan, the database and the flags are the migration host's, as in a deploy.
+        runner.host = self.members[0].label
         switched = False
         opened: Journal | None = None
         journals: list[Journal] = []

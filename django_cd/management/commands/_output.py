@@ -78,7 +78,10 @@ def summary(command: BaseCommand, outcome: Outcome) -> None:
                 f"{what[0].upper()}{what[1:]} succeeded in {outcome.seconds:.1f} s{extra}."
             )
         )
-        if outcome.url:
+        if len(outcome.hosts) > 1:  # a fleet: each host's own smoke line said it answers
+            hosts = ", ".join(outcome.hosts)
+            command.stdout.write(f"  {outcome.release} is current on {hosts}")
+        elif outcome.url:
             command.stdout.write(f"  {outcome.url} serves {outcome.release}")
     for warning in outcome.warnings:
         command.stderr.write(command.style.WARNING(f"Warning: {warning}"))

@@ -50,6 +50,9 @@ class Command(BaseCommand):
     def _print(self, report: dict[str, Any]) -> None:
         write = self.stdout.write
         write(f"{report['env']} ({report['root']})")
+        fleet = report.get("hosts", [])
+        if fleet:  # what follows, up to the host lines, is read on the migration host
+            write(f"  migration:   {fleet[0]['host']} (the lock, history and database below)")
         current = report["current"]
         commit = (report["current_commit"] or "")[:12]
         write(
@@ -82,10 +85,11 @@ class Command(BaseCommand):
                 write(f"    missing: {name}")
             for name in database["unknown"]:
                 write(f"    unknown: {name}")
-        write(f"  server:      {report['server']['detail']}")
+        if not fleet:  # a fleet's host lines show each server
+            write(f"  server:      {report['server']['detail']}")
         for row in report["processes"]:
             write(f"  process:     {describe_process(row)}")
-        for row in report.get("hosts", []):  # a fleet
+        for row in fleet:
             if not row["reachable"]:
                 write(f"  host:        {row['host']}: UNREACHABLE: {row['error']}")
                 continue
