@@ -20,8 +20,12 @@ every deploy and times ``manage.py deploy --env=staging`` from start to exit:
 The order is reversed every other repetition. The ratios time(N)/time(1 host)
 and time(B)/time(B = all hosts) are taken within each repetition; medians with
 the spread (min-max). Step times come from the deploy's ``--json`` output (a
-step that runs on several hosts counts as its slowest host). Output is the
-Markdown BENCHMARKS.md holds.
+step that runs on several hosts counts as its slowest host). Every host runs on
+this machine, so each deploy's busy CPU seconds (``/proc/stat``, the whole
+machine) tell how much of the wall time is waiting for a CPU, and the deploying
+side's own (``getrusage`` of the finished ``manage.py deploy``; the hosts'
+processes are sshd's children) how much of it no second machine would take
+away. Output is the Markdown BENCHMARKS.md holds.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import resource
 import signal
 import statistics
 import sys
@@ -58,6 +63,20 @@ PHASES = {
 }
 #: Seconds between two looks at /proc while the remote processes are counted.
 POLL = 0.01
+#: /proc/stat's fields of the "cpu" line that count as busy (not idle, not iowait).
+BUSY_FIELDS = (0, 1, 2, 5, 6, 7)  # user, nice, system, irq, softirq, steal
+
+
+def cpu_busy() -> float:
+    """Seconds of CPU this machine has spent busy since boot, all CPUs together."""
+    fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
+    return sum(int(fields[i]) for i in BUSY_FIELDS) / os.sysconf("SC_CLK_TCK")
+
+
+def children_cpu() -> float:
+    """CPU seconds of this process's finished children (the deploys), user and system."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def spread(values: list[float], digits: int = 2) -> str:
@@ -74,6 +93,11 @@ class Timing:
 
     wall: float
     engine: float
+    #: CPU seconds the whole machine was busy during the deploy (every host is on it).
+    cpu: float
+    #: Of those, the deploying side's: ``manage.py deploy`` and what it waited for
+    #: (the hosts' processes are sshd's children, not ours).
+    deployer_cpu: float
     #: The hosts as the steps name them, the migration host first ("" for an only host).
     hosts: list[str]
     #: step name -> seconds on each host, in the fleet's order ("" for the fleet's own).
@@ -115,15 +139,16 @@ class Subject:
             self.fleet.configure(**options)
             self.options = options
         set_title(self.fleet.project, f"{self.title}, deploy {label}")
-        started = time.monotonic()
+        started, busy, ours = time.monotonic(), cpu_busy(), children_cpu()
         code, data, stderr = self.fleet.deploy()
-        wall = time.monotonic() - started
+        wall, cpu = time.monotonic() - started, cpu_busy() - busy
+        deployer = children_cpu() - ours
         if code != 0 or data.get("status") != "success":
             raise RuntimeError(f"the deploy of {self.title} ({label}) failed:\n{stderr}")
         steps: dict[str, dict[str, float]] = {}
         for step in data["steps"]:
             steps.setdefault(step["name"], {})[step.get("host", "")] = float(step["seconds"])
-        return Timing(wall, float(data["seconds"]), data["hosts"] or [""], steps)
+        return Timing(wall, float(data["seconds"]), cpu, deployer, data["hosts"] or [""], steps)
 
 
 class RemoteManagePy:
@@ -273,16 +298,22 @@ def print_parallel(run: Run) -> None:
     print(f"Parallel rollout (code-only redeploy), ratio to {first} host(s):")
     print()
     print("| hosts | deploy wall time (s) | ratio (per repetition) | engine (s) "
-          "| outside the engine (s) |")  # fmt: skip
-    print("|---|---|---|---|---|")
+          "| outside the engine (s) | CPU busy (s) | deploying side's CPU (s) "
+          "| hosts' CPU per host (s) | CPUs busy (of the machine's) |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|---|---|")
     for count in run.options.hosts:
         timings = run.parallel(count)
         walls = [t.wall for t in timings]
         ratios = [w / o for w, o in zip(walls, one, strict=True)]
         engine = [t.engine for t in timings]
         outside = [t.wall - t.engine for t in timings]
+        cpu = [t.cpu for t in timings]
+        deployer = [t.deployer_cpu for t in timings]
+        per_host = [(t.cpu - t.deployer_cpu) / count for t in timings]
+        share = [t.cpu / t.wall / (os.cpu_count() or 1) for t in timings]
         print(f"| {count} | {spread(walls)} | {spread(ratios)} | {spread(engine)} "
-              f"| {spread(outside)} |")  # fmt: skip
+              f"| {spread(outside)} | {spread(cpu)} | {spread(deployer)} "
+              f"| {spread(per_host)} | {spread(share)} |")  # fmt: skip
 
 
 def print_rolling(run: Run) -> None:
