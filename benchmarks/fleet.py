@@ -292,6 +292,13 @@ def measure(options: argparse.Namespace, base: Path) -> Run:
     return Run(options, subjects, processes, (load_before, load_after))
 
 
+def common_cells(timings: list[Timing], baseline: list[float]) -> str:
+    """A row's wall time, its ratio to ``baseline`` (per repetition) and the engine's."""
+    walls = [t.wall for t in timings]
+    ratios = [w / o for w, o in zip(walls, baseline, strict=True)]
+    return f"{spread(walls)} | {spread(ratios)} | {spread([t.engine for t in timings])}"
+
+
 def print_parallel(run: Run) -> None:
     first = min(run.options.hosts)
     one = [t.wall for t in run.parallel(first)]
@@ -303,15 +310,12 @@ def print_parallel(run: Run) -> None:
     print("|---|---|---|---|---|---|---|---|---|")
     for count in run.options.hosts:
         timings = run.parallel(count)
-        walls = [t.wall for t in timings]
-        ratios = [w / o for w, o in zip(walls, one, strict=True)]
-        engine = [t.engine for t in timings]
         outside = [t.wall - t.engine for t in timings]
         cpu = [t.cpu for t in timings]
         deployer = [t.deployer_cpu for t in timings]
         per_host = [(t.cpu - t.deployer_cpu) / count for t in timings]
         share = [t.cpu / t.wall / (os.cpu_count() or 1) for t in timings]
-        print(f"| {count} | {spread(walls)} | {spread(ratios)} | {spread(engine)} "
+        print(f"| {count} | {common_cells(timings, one)} "
               f"| {spread(outside)} | {spread(cpu)} | {spread(deployer)} "
               f"| {spread(per_host)} | {spread(share)} |")  # fmt: skip
 
@@ -326,12 +330,9 @@ def print_rolling(run: Run) -> None:
     print("|---|---|---|---|---|---|")
     for batch in run.options.batches:
         timings = run.rolling(batch)
-        walls = [t.wall for t in timings]
-        ratios = [w / o for w, o in zip(walls, whole, strict=True)]
-        engine = [t.engine for t in timings]
         switch = [t.phase("switch", batch) for t in timings]
         batches = -(-hosts // batch)
-        print(f"| {batch} | {batches} | {spread(walls)} | {spread(ratios)} | {spread(engine)} "
+        print(f"| {batch} | {batches} | {common_cells(timings, whole)} "
               f"| {spread(switch)} |")  # fmt: skip
 
 
