@@ -8,6 +8,7 @@ free loopback port. Any test runs alone and in any order.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import signal
@@ -15,6 +16,7 @@ import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -190,6 +192,35 @@ def test_committed_pyc_files_are_cleaned(staging: Deployed) -> None:
     [clean] = [s for s in data["steps"] if s["name"] == "clean_pyc"]
     assert clean["status"] == "ok"
     assert not (project.root("staging") / "releases" / data["release"] / stale).exists()
+
+
+def test_a_release_is_byte_compiled_once_taking_the_unchanged_files_bytecode(
+    staging: Deployed,
+) -> None:
+    project = staging.project
+    releases = project.root("staging") / "releases"
+    first = releases / staging.release
+    set_title(project, "Compiled once")
+    code, data, stderr = project.deploy()
+    assert code == 0, stderr
+    second = releases / data["release"]
+    [upload] = [s for s in data["steps"] if s["name"] == "upload"]
+    # The commit changed one file (views.py): only it is compiled again.
+    assert "byte-compiled 1 file(s), " in upload["detail"]
+    assert f" unchanged since {staging.release}" in upload["detail"]
+
+    def cached(release: Path, name: str) -> Path:
+        return Path(importlib.util.cache_from_source(str(release / name)))
+
+    models, views = "sampleproject/notes/models.py", "sampleproject/notes/views.py"
+    assert cached(second, models).stat().st_ino == cached(first, models).stat().st_ino
+    assert cached(second, views).stat().st_ino != cached(first, views).stat().st_ino
+    # Hash-checked bytecode of what the release holds, whatever its timestamps.
+    header = cached(second, views).read_bytes()[:16]
+    assert header[4:8] == (0b11).to_bytes(4, "little")
+    assert header[8:] == importlib.util.source_hash((second / views).read_bytes())
+    status, served, body = get(project.url("staging"))
+    assert (status, served) == (200, data["release"]) and "Compiled once" in body
 
 
 def deploy_title(project: Project, title: str) -> str:

@@ -483,3 +483,39 @@ def test_a_journal_left_by_a_command_that_gave_up_is_not_a_running_one(tmp_path:
     left = journal.interrupted(HOST, layout)
     assert left is not None and left.step == "undo" and journal.needs_repair(left)
     assert "with work left for repair" in left.describe()
+
+
+def test_a_django_process_does_not_load_the_deploy_engine() -> None:
+    # Every process of a project with django_cd installed (each app-server worker,
+    # each agent) runs its system checks' imports; the engine is not among them.
+    loaded = subprocess.run(
+        [sys.executable, "-c",
+         "import sys, django; django.setup(); import django_cd.gates.checks, "
+         "django_cd.pipeline.history; print(' '.join(sorted(sys.modules)))"],
+        env={**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings"},
+        cwd=Path(__file__).resolve().parent.parent, capture_output=True, text=True, check=True,
+    ).stdout.split()  # fmt: skip
+    assert "django_cd.pipeline.history" in loaded
+    for engine in (
+        "django_cd.pipeline.deploy",
+        "django_cd.pipeline.rollback",
+        "django_cd.gates.run",
+    ):
+        assert engine not in loaded
+
+
+def test_the_engine_names_are_imported_when_used() -> None:
+    import django_cd.gates
+    import django_cd.pipeline
+    from django_cd.gates import run
+    from django_cd.pipeline import deploy, errors, rollback
+
+    assert django_cd.pipeline.Deploy is deploy.Deploy
+    assert django_cd.pipeline.Rollback is rollback.Rollback
+    assert django_cd.pipeline.LockHeld is errors.LockHeld
+    assert django_cd.gates.evaluate is run.evaluate
+    assert all(getattr(django_cd.pipeline, name) for name in django_cd.pipeline.__all__)
+    with pytest.raises(AttributeError, match="no attribute 'Deployer'"):
+        django_cd.pipeline.Deployer  # noqa: B018
+    with pytest.raises(AttributeError, match="no attribute 'evaluated'"):
+        django_cd.gates.evaluated  # noqa: B018

@@ -7,6 +7,7 @@ the same user, so what the host did is also checked with ``pathlib`` directly.
 from __future__ import annotations
 
 import grp
+import importlib.util
 import io
 import json
 import os
@@ -500,3 +501,45 @@ def wait_until(condition: object, seconds: float = 10.0) -> bool:
             return True
         time.sleep(0.05)
     return bool(condition())
+
+
+def test_byte_compile_compiles_once_and_takes_unchanged_bytecode(host: Host, root: Path) -> None:
+    first, second = root / "releases" / "1", root / "releases" / "2"
+    sources = {
+        "manage.py": "print('hi')\n",
+        "app/models.py": "X = 1\n",
+        "app/broken.py": "def (:\n",
+        "node_modules/pkg/setup.py": "X = 1\n",
+    }
+    for release in (first, second):
+        for name, text in sources.items():
+            (release / name).parent.mkdir(parents=True, exist_ok=True)
+            (release / name).write_text(text)
+        (release / ".venv").symlink_to(root / "releases" / "1" / "app")
+    (second / "app" / "models.py").write_text("X = 2\n")
+
+    def cached(release: Path, name: str) -> Path:
+        return Path(importlib.util.cache_from_source(str(release / name)))
+
+    assert host.byte_compile(str(first), None) == {"compiled": 2, "reused": 0, "failed": 1}
+    assert host.byte_compile(str(second), str(first)) == {"compiled": 1, "reused": 1, "failed": 1}
+    assert cached(second, "manage.py").stat().st_ino == cached(first, "manage.py").stat().st_ino
+    assert (
+        cached(second, "app/models.py").read_bytes() != cached(first, "app/models.py").read_bytes()
+    )
+    assert not (first / "node_modules" / "pkg" / "__pycache__").exists()
+    assert not cached(first, "app/broken.py").exists()
+    loaded = subprocess.run(
+        [sys.executable, "-c", "import app.models as m; print(m.X, m.__cached__)"],
+        cwd=second, capture_output=True, text=True, check=True,
+        env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"},
+    )  # fmt: skip
+    assert loaded.stdout.split() == ["2", str(cached(second, "app/models.py"))]
+    # Bytecode of another Python (another magic number) is never taken.
+    pyc = cached(first, "manage.py")
+    pyc.unlink()
+    pyc.write_bytes(b"\0\0\0\0" + cached(second, "manage.py").read_bytes()[4:])
+    third = root / "releases" / "3"
+    (third / "app").mkdir(parents=True)
+    (third / "manage.py").write_text(sources["manage.py"])
+    assert host.byte_compile(str(third), str(first)) == {"compiled": 1, "reused": 0, "failed": 0}

@@ -548,7 +548,25 @@ class Deploy:
         member.layout.write_manifest(
             member.host, self._manifest(member, "preparing", _DeployState())
         )
-        return f"{len(data) // 1024} KiB from {self.outcome.commit[:12]}"
+        uploaded = f"{len(data) // 1024} KiB from {self.outcome.commit[:12]}"
+        return f"{uploaded}; {self._byte_compile(member)}"
+
+    @staticmethod
+    def _byte_compile(member: Member) -> str:
+        """The release's ``.pyc`` files, once for all its processes (``pipeline.bytecode``)."""
+        assert member.release is not None
+        if member.archive_has_pyc:
+            return "not byte-compiled: the archive holds .pyc files (clean_pyc removes them)"
+        previous = member.layout.release(member.previous) if member.previous else None
+        if previous is not None and not member.host.exists(previous):
+            previous = None
+        counts = member.host.byte_compile(member.release.path, previous)
+        line = f"byte-compiled {counts['compiled']} file(s)"
+        if counts["reused"]:
+            line += f", {counts['reused']} unchanged since {member.previous}"
+        if counts["failed"]:
+            line += f"; {counts['failed']} cannot compile"
+        return line
 
     def _check(self, member: Member) -> str:
         """``check --deploy``; in a deploy that the gates let through so far, the target

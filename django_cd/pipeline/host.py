@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
-from django_cd.pipeline import digest
+from django_cd.pipeline import bytecode, digest
 from django_cd.pipeline.files import Privacy
 
 if TYPE_CHECKING:
@@ -205,6 +205,11 @@ class Host(ABC):
         """A hash of every file's path and content under ``path`` (caches, virtualenvs and
         build output left out); ``tracked``: only the files git tracks there, when
         ``path`` is in a git work tree (their working-tree content)."""
+
+    @abstractmethod
+    def byte_compile(self, path: str, previous: str | None) -> dict[str, int]:
+        """Compile the release at ``path`` with the host's Python, taking ``previous``'s
+        ``.pyc`` files where the source is unchanged (``pipeline.bytecode``)."""
 
     @abstractmethod
     def make_temp_dir(self) -> str:
@@ -422,6 +427,10 @@ class LocalHost(Host):
 
     def tree_digest(self, path: str, *, tracked: bool = False) -> str:
         return digest.tree_digest(path, tracked=tracked)
+
+    def byte_compile(self, path: str, previous: str | None) -> dict[str, int]:
+        # The venvs are built with this interpreter: the same version, the same .pyc.
+        return bytecode.byte_compile(path, previous)
 
     def make_temp_dir(self) -> str:
         return tempfile.mkdtemp(prefix="django-cd-")

@@ -28,6 +28,7 @@ import contextlib
 import errno
 import inspect
 import io
+import json
 import logging
 import os
 import posixpath
@@ -42,7 +43,7 @@ import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
 
-from django_cd.pipeline import digest
+from django_cd.pipeline import bytecode, digest
 from django_cd.pipeline.errors import PipelineError
 from django_cd.pipeline.host import CHILD_UMASK, CommandResult, Host
 from django_cd.pipeline.hostspec import HostSpec
@@ -321,6 +322,15 @@ class SSHHost(Host):
         if not result.ok:
             raise _os_error(result.output, path)
         return result.output.strip()
+
+    def byte_compile(self, path: str, previous: str | None) -> dict[str, int]:
+        # The module's own source again, run by the Python the host's venvs are built with.
+        argv = [self.python, "-", path, *([previous] if previous else [])]
+        result = self.run(argv, stdin=inspect.getsource(bytecode), timeout=600)
+        if not result.ok:
+            raise _os_error(result.output, path)
+        counts: dict[str, int] = json.loads(result.output.strip().splitlines()[-1])
+        return counts
 
     # -- writing ----------------------------------------------------------------------
 
