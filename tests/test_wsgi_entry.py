@@ -59,3 +59,20 @@ def test_without_a_module_it_says_what_is_missing(tmp_path: Path) -> None:
     result = load(tmp_path)
     assert result.returncode == 1
     assert "DJANGO_CD_WSGI (module:attribute), which is not set" in result.stderr
+
+
+def test_the_collector_pauses_while_the_project_loads_only(tmp_path: Path) -> None:
+    (tmp_path / "gcwsgi.py").write_text("import gc\napplication = gc.isenabled()\n")
+    env = {"PATH": os.environ["PATH"], "PYTHONPATH": f"{tmp_path}{os.pathsep}{REPO}",
+           "DJANGO_CD_WSGI": "gcwsgi"}  # fmt: skip
+    code = "import gc, django_cd.wsgi as w; print(w.application, gc.isenabled())"
+    result = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+    )
+    assert result.stdout.split() == ["False", "True"]
+    # A server that runs without the collector keeps it off.
+    code = "import gc; gc.disable(); import django_cd.wsgi; print(gc.isenabled())"
+    result = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+    )
+    assert result.stdout.split() == ["False"]
