@@ -27,7 +27,6 @@ import hashlib
 import inspect
 import os
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 
 #: Written into a collected ``STATIC_ROOT``: the fingerprint it was collected for.
@@ -100,19 +99,14 @@ def reuse(previous_root: str, root: str, wanted: str) -> int | None:
         return 0  # one shared STATIC_ROOT: it holds this collection already
     if os.path.lexists(root) and any(os.scandir(root)):
         return None  # something is there already: collectstatic knows how to merge
-    files = 0
-    for source, target in _pairs(Path(previous_root), Path(root)):
-        target.parent.mkdir(parents=True, exist_ok=True)
+    copied: list[str] = []
+
+    def copy(source: str, target: str) -> None:
         shutil.copy2(source, target)
-        files += 1
-    return files
+        copied.append(target)
 
-
-def _pairs(source: Path, target: Path) -> Iterator[tuple[Path, Path]]:
-    for directory, _, names in os.walk(source):
-        for name in names:
-            path = Path(directory, name)
-            yield path, target / path.relative_to(source)
+    shutil.copytree(previous_root, root, copy_function=copy, dirs_exist_ok=True)
+    return len(copied)
 
 
 def stamp(root: str, value: str) -> None:

@@ -24,7 +24,6 @@ import os
 import py_compile
 import shutil
 import sys
-from pathlib import Path
 
 #: Directories never compiled: virtualenvs, version control, front-end packages.
 SKIPPED_DIRECTORIES = frozenset(
@@ -39,18 +38,18 @@ def byte_compile(release: str, previous: str | None = None) -> dict[str, int]:
     where the source is the same. Counts of ``compiled``, ``reused`` and ``failed``
     (a file Python cannot compile: left to fail, or not, where it is imported)."""
     counts = {"compiled": 0, "reused": 0, "failed": 0}
-    root = Path(release)
-    for source in python_files(root):
-        target = Path(importlib.util.cache_from_source(str(source)))
+    made: set[str] = set()  # the __pycache__ directories known to exist
+    for source in python_files(release):
+        target = importlib.util.cache_from_source(source)
         if previous is not None:
-            earlier = Path(previous, source.relative_to(root))
-            if _reuse(earlier, source, target):
+            earlier = os.path.join(previous, os.path.relpath(source, release))
+            if _reuse(earlier, source, target, made):
                 counts["reused"] += 1
                 continue
         try:
             py_compile.compile(
-                str(source),
-                cfile=str(target),
+                source,
+                cfile=target,
                 doraise=True,
                 invalidation_mode=py_compile.PycInvalidationMode.CHECKED_HASH,
             )
@@ -61,31 +60,35 @@ def byte_compile(release: str, previous: str | None = None) -> dict[str, int]:
     return counts
 
 
-def python_files(root: Path) -> list[Path]:
+def python_files(root: str) -> list[str]:
     """The ``.py`` files under ``root``, outside ``SKIPPED_DIRECTORIES`` (and not
     through symbolic links: a release's ``.venv`` is one)."""
     found = []
     for directory, subdirectories, files in os.walk(root):
         subdirectories[:] = [d for d in subdirectories if d not in SKIPPED_DIRECTORIES]
-        found += [Path(directory, name) for name in files if name.endswith(".py")]
+        found += [os.path.join(directory, name) for name in files if name.endswith(".py")]
     return sorted(found)
 
 
-def _reuse(earlier: Path, source: Path, target: Path) -> bool:
+def _reuse(earlier: str, source: str, target: str, made: set[str]) -> bool:
     """Link ``earlier``'s ``.pyc`` to ``target`` if it was compiled, by this Python,
     from what ``source`` holds now."""
+    cached = importlib.util.cache_from_source(earlier)
     try:
-        cached = Path(importlib.util.cache_from_source(str(earlier)))
-        with cached.open("rb") as file:
+        with open(cached, "rb") as file:
             header = file.read(16)
-        source_hash = importlib.util.source_hash(source.read_bytes())
+        with open(source, "rb") as file:
+            source_hash = importlib.util.source_hash(file.read())
     except OSError:
         return False
     if header != (
         importlib.util.MAGIC_NUMBER + CHECKED_HASH_FLAGS.to_bytes(4, "little") + source_hash
     ):
         return False
-    target.parent.mkdir(exist_ok=True)
+    directory = os.path.dirname(target)
+    if directory not in made:
+        os.makedirs(directory, exist_ok=True)
+        made.add(directory)
     try:
         os.link(cached, target)
     except FileExistsError:
