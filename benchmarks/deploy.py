@@ -5,8 +5,9 @@
 A scratch git repository of the sample project is deployed two ways, each
 to its own SQLite database and gunicorn on a free loopback port:
 
-- django-cd: ``manage.py deploy --env=staging`` (release, venv reuse,
-  clean_pyc, collectstatic, migrate, switch, HUP, smoke check, tag);
+- django-cd: ``manage.py deploy --env=staging`` (gates, release and its
+  bytecode, venv reuse, check, clean_pyc, collectstatic, serve check, plan,
+  migrate, switch, gunicorn USR2 handover, smoke check, tag, history);
 - naive: what a hand-written script does in a checkout: ``git pull; pip
   install -r requirements.txt; migrate; collectstatic; restart gunicorn``.
 
@@ -107,21 +108,25 @@ class NaiveSite:
                 os.kill(int(self.pidfile.read_text()), signal.SIGTERM)
 
 
-def timed_rollback(project: Project, to: str) -> tuple[float, float]:
+def timed_rollback(
+    project: Project, to: str, steps: dict[str, list[float]]
+) -> tuple[float, float]:
     """Seconds from starting ``manage.py rollback`` until release ``to`` answers, and
-    until the command exits (polled while it runs)."""
+    until the command exits (polled while it runs); its steps' seconds go to ``steps``."""
     environ = {**os.environ, "DJANGO_SETTINGS_MODULE": "settings.cdtest"}
     manage = str(project.repo / "sampleproject" / "manage.py")
     started = time.monotonic()
     process = subprocess.Popen(
-        [sys.executable, manage, "rollback", "--env=staging", f"--to={to}"],
-        env=environ, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        [sys.executable, manage, "rollback", "--env=staging", f"--to={to}", "--json"],
+        env=environ, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     wait_for(project.url("staging"), to)
     answers = time.monotonic() - started
-    _, stderr = process.communicate(timeout=120)
+    stdout, stderr = process.communicate(timeout=120)
     exits = time.monotonic() - started
     assert process.returncode == 0, stderr
+    for step in json.loads(stdout)["steps"]:
+        steps.setdefault(step["name"], []).append(step["seconds"])
     return answers, exits
 
 
@@ -178,6 +183,7 @@ def main() -> None:
     naive = NaiveSite(base, project.repo)
     load_before = os.getloadavg()
     steps: dict[str, list[float]] = {}
+    rollback_steps: dict[str, list[float]] = {}
     try:
         # Warm-up, not measured: first venvs, databases and servers.
         assert project.deploy()[0] == 0
@@ -216,7 +222,7 @@ def main() -> None:
         # Code-only rollbacks, back and forth between the last two releases.
         for n in range(repeat):
             to = releases[-2] if n % 2 == 0 else releases[-1]
-            rollbacks.append(timed_rollback(project, to))
+            rollbacks.append(timed_rollback(project, to, rollback_steps))
             # The naive way back: check out the old commit and redo everything.
             title, commit = commits[-2] if n % 2 == 0 else commits[-1]
             started = time.monotonic()
@@ -246,13 +252,14 @@ def main() -> None:
           f"| {spread(naive_rollback_times)} s | {spread(back_ratios)} |")  # fmt: skip
     print(f"| code-only rollback, until the command exits | {spread(exits)} s | | |")
     print()
-    print("Medians (min-max) over the timed deploys, per step:")
-    print()
-    print("| step | seconds |")
-    print("|---|---|")
-    for name, seconds in steps.items():
-        print(f"| {name} | {spread(seconds, 3)} |")
-    print()
+    for what, timed in (("deploys", steps), ("rollbacks", rollback_steps)):
+        print(f"Medians (min-max) over the timed {what}, per step:")
+        print()
+        print("| step | seconds |")
+        print("|---|---|")
+        for name, seconds in timed.items():
+            print(f"| {name} | {spread(seconds, 3)} |")
+        print()
     print("all django-cd deploys (s):", " ".join(f"{t:.2f}" for t in cd_times))
     print("all naive deploys (s):   ", " ".join(f"{t:.2f}" for t in naive_times))
     print("all rollbacks (s):       ", " ".join(f"{a:.2f}/{e:.2f}" for a, e in rollbacks))

@@ -503,12 +503,15 @@ def wait_until(condition: object, seconds: float = 10.0) -> bool:
     return bool(condition())
 
 
-def test_byte_compile_compiles_once_and_takes_unchanged_bytecode(host: Host, root: Path) -> None:
+def test_byte_compile_compiles_once_and_takes_unchanged_bytecode(
+    host: Host, root: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
     first, second = root / "releases" / "1", root / "releases" / "2"
     sources = {
         "manage.py": "print('hi')\n",
         "app/models.py": "X = 1\n",
         "app/broken.py": "def (:\n",
+        "app/escapes.py": "PATTERN = '\\d+'\n",  # a SyntaxWarning, not an error
         "node_modules/pkg/setup.py": "X = 1\n",
     }
     for release in (first, second):
@@ -521,8 +524,9 @@ def test_byte_compile_compiles_once_and_takes_unchanged_bytecode(host: Host, roo
     def cached(release: Path, name: str) -> Path:
         return Path(importlib.util.cache_from_source(str(release / name)))
 
-    assert host.byte_compile(str(first), None) == {"compiled": 2, "reused": 0, "failed": 1}
-    assert host.byte_compile(str(second), str(first)) == {"compiled": 1, "reused": 1, "failed": 1}
+    assert host.byte_compile(str(first), None) == {"compiled": 3, "reused": 0, "failed": 1}
+    assert host.byte_compile(str(second), str(first)) == {"compiled": 1, "reused": 2, "failed": 1}
+    assert "escape" not in capfd.readouterr().err  # the deploy's output stays its own
     assert cached(second, "manage.py").stat().st_ino == cached(first, "manage.py").stat().st_ino
     assert (
         cached(second, "app/models.py").read_bytes() != cached(first, "app/models.py").read_bytes()

@@ -24,6 +24,7 @@ import os
 import py_compile
 import shutil
 import sys
+import warnings
 
 #: Directories never compiled: virtualenvs, version control, front-end packages.
 SKIPPED_DIRECTORIES = frozenset(
@@ -47,12 +48,14 @@ def byte_compile(release: str, previous: str | None = None) -> dict[str, int]:
                 counts["reused"] += 1
                 continue
         try:
-            py_compile.compile(
-                source,
-                cfile=target,
-                doraise=True,
-                invalidation_mode=py_compile.PycInvalidationMode.CHECKED_HASH,
-            )
+            with warnings.catch_warnings():  # a SyntaxWarning is the import's to show
+                warnings.simplefilter("ignore")
+                py_compile.compile(
+                    source,
+                    cfile=target,
+                    doraise=True,
+                    invalidation_mode=py_compile.PycInvalidationMode.CHECKED_HASH,
+                )
         except (py_compile.PyCompileError, OSError):
             counts["failed"] += 1
         else:
