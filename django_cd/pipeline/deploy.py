@@ -557,9 +557,8 @@ class Deploy:
         assert member.release is not None
         if member.archive_has_pyc:
             return "not byte-compiled: the archive holds .pyc files (clean_pyc removes them)"
+        # A previous release that is gone only means nothing to take: every file compiles.
         previous = member.layout.release(member.previous) if member.previous else None
-        if previous is not None and not member.host.exists(previous):
-            previous = None
         counts = member.host.byte_compile(member.release.path, previous)
         line = f"byte-compiled {counts['compiled']} file(s)"
         if counts["reused"]:
